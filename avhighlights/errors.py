@@ -1,0 +1,86 @@
+"""Typed errors. Every error that concerns a file names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AVHighlightsError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class MediaError(AVHighlightsError):
+    """A media file cannot be used; carries the path and a one-line reason."""
+
+    exit_code = 3
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class MissingFileError(MediaError):
+    """The file does not exist or is not a regular file."""
+
+
+class NotMediaError(MediaError):
+    """The file is not a media container that ffprobe recognises."""
+
+
+class CorruptMediaError(MediaError):
+    """The container is recognised but truncated or undecodable."""
+
+
+class NoVideoStreamError(MediaError):
+    """The file has no video stream (audio-only files land here)."""
+
+
+class UnknownDurationError(MediaError):
+    """The duration is zero, negative or cannot be determined."""
+
+
+class ConfigError(AVHighlightsError):
+    """A configuration value is unknown or out of range."""
+
+    exit_code = 2
+
+
+class RegistryError(ConfigError):
+    """A name is not registered."""
+
+
+class WeightsNotFoundError(AVHighlightsError):
+    """A weights file is not available locally and cannot be downloaded."""
+
+    exit_code = 4
+
+
+class WeightsHashError(AVHighlightsError):
+    """A weights file does not have the expected sha256."""
+
+    exit_code = 4
+
+
+class CheckpointError(AVHighlightsError):
+    """A checkpoint is unreadable or does not fit the current installation."""
+
+    exit_code = 5
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint was trained on features from other extractors or versions."""
+
+
+class FeatureStoreError(AVHighlightsError):
+    """A feature-store entry is missing, corrupt or inconsistent with its manifest."""
+
+    exit_code = 6
+
+
+class DatasetError(AVHighlightsError):
+    """A dataset root or file is missing or malformed."""
+
+    exit_code = 7

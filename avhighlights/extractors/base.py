@@ -1,0 +1,84 @@
+"""The extractor contract (lhotse style): a registered name, a frozen config, a declared output
+dim and hop, its own preprocessing, and an identity that keys the feature store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from avhighlights.pipeline.timebase import FeatureTrack
+from avhighlights.pipeline.types import MediaSource
+from avhighlights.registry import Registry, build_config, config_to_dict
+
+EXTRACTORS: Registry[Extractor] = Registry("extractor")
+
+
+class Extractor(ABC):
+    """Turns decoded media into one `FeatureTrack` of shape (T, dim) with rows every `hop_s`.
+
+    Subclasses set `name` (via `EXTRACTORS.register`), `version` (bump it whenever the output
+    changes for the same input), `modality` ("audio" or "visual") and `Config`, a frozen dataclass.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    modality: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any = None, device: str | torch.device | None = None):
+        self.config = config if config is not None else self.Config()
+        self.device = torch.device(device) if device is not None else default_device()
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Width of one output row."""
+
+    @property
+    @abstractmethod
+    def hop_s(self) -> float:
+        """Seconds between consecutive rows; row i covers [i * hop_s, (i + 1) * hop_s)."""
+
+    @abstractmethod
+    def extract(self, media: MediaSource) -> FeatureTrack:
+        """Features for the whole video, computed in bounded-memory batches."""
+
+    def weights_sha256(self) -> str | None:
+        """sha256 of the weights the output depends on (None for weight-free extractors)."""
+        return None
+
+    def identity(self) -> dict[str, Any]:
+        """Everything the output depends on besides the video content."""
+        return {
+            "extractor": self.name,
+            "version": self.version,
+            "config": config_to_dict(self.config),
+            "weights_sha256": self.weights_sha256(),
+        }
+
+    def identity_hash(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def create_extractor(name: str, overrides: Mapping[str, Any] | None = None,
+                     device: str | torch.device | None = None) -> Extractor:
+    """Build a registered extractor from its defaults plus `overrides`."""
+    cls = EXTRACTORS.get(name)
+    return cls(build_config(cls.Config, overrides), device=device)
+
+
+def autocast_context(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (fp32 and deterministic on CPU)."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)

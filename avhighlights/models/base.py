@@ -1,0 +1,94 @@
+"""The method contract shared by baselines and detectors, used by `bench`, `fit` and `score`.
+
+A method consumes feature *roles* ("visual", "audio", "logmel", ...). Where the features come
+from is a *binding* role -> feature source (an extractor name and version for raw video, or a
+dataset feature name); checkpoints record the binding, and scoring refuses a mismatch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from avhighlights.registry import Registry, build_config
+
+METHODS: Registry[HighlightMethod] = Registry("method")
+
+
+@dataclass(frozen=True)
+class FeatureSource:
+    """Where a role's features come from: an extractor (kind='extractor') or a dataset stream."""
+
+    name: str
+    version: str
+    kind: str = "extractor"
+    dim: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "kind": self.kind, "dim": self.dim}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSource:
+        return cls(str(data["name"]), str(data["version"]), str(data.get("kind", "extractor")), int(data.get("dim", 0)))
+
+
+@dataclass
+class Sample:
+    """One video for a method: aligned features per role (same T), the step, optional labels."""
+
+    video_id: str
+    features: dict[str, np.ndarray]  # role -> (T, D_role) float32
+    step_s: float
+    labels: np.ndarray | None = None  # (T,) float, in [0, 1] (or binary), when known
+    group: str | None = None  # category / domain
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        return int(next(iter(self.features.values())).shape[0])
+
+
+ProgressFn = Callable[[str, float], None]
+
+
+class HighlightMethod(ABC):
+    """A highlight scorer. Subclasses declare `Config` (frozen dataclass), `roles` they read,
+    whether they need `fit` (`trainable`) and whether `fit` needs labels (`supervised`)."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    roles: ClassVar[tuple[str, ...]] = ()
+    trainable: ClassVar[bool] = True
+    supervised: ClassVar[bool] = True
+    default_binding: ClassVar[Mapping[str, str]] = {}  # role -> extractor name for raw video
+
+    def __init__(self, config: Any, feature_dims: Mapping[str, int]):
+        self.config = config
+        self.feature_dims = dict(feature_dims)
+
+    def fit(self, train: Sequence[Sample], val: Sequence[Sample] | None = None, seed: int = 0,
+            progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Train on `train` (labels used only when `supervised`); returns a small report."""
+        return {}
+
+    @abstractmethod
+    def predict(self, sample: Sample) -> np.ndarray:
+        """Scores (T,) for every step of `sample`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors/arrays to store in a checkpoint (empty for stateless methods)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+def create_method(name: str, feature_dims: Mapping[str, int],
+                  overrides: Mapping[str, Any] | None = None) -> HighlightMethod:
+    """Build a registered method from its config defaults plus `overrides`."""
+    cls = METHODS.get(name)
+    return cls(build_config(cls.Config, overrides), feature_dims)

@@ -1,0 +1,105 @@
+"""Self-describing checkpoints: one safetensors file whose metadata holds the method name, its
+config, the feature binding (role -> source name/version/dim) and free-form training info."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+
+from avhighlights.atomic import atomic_path
+from avhighlights.errors import CheckpointError, CheckpointMismatchError
+from avhighlights.models.base import FeatureSource, HighlightMethod, create_method
+from avhighlights.registry import config_to_dict
+
+FORMAT = "avhighlights-checkpoint/1"
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    method: str
+    config: dict[str, Any]
+    binding: dict[str, FeatureSource]
+    training: dict[str, Any]
+
+
+def save_checkpoint(method: HighlightMethod, path: str | Path, binding: Mapping[str, FeatureSource],
+                    training: Mapping[str, Any] | None = None) -> Path:
+    """Write `method` (weights + everything needed to rebuild it) atomically to `path`."""
+    tensors = {k: _as_tensor(v) for k, v in method.state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "method": method.name,
+        "config": json.dumps(config_to_dict(method.config)),
+        "binding": json.dumps({role: src.to_json() for role, src in binding.items()}),
+        "training": json.dumps(dict(training or {}), default=str),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return path
+
+
+def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
+    """Read only the metadata of a checkpoint."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorsError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an avhighlights checkpoint (format {meta.get('format')!r})")
+    binding = {r: FeatureSource.from_json(s) for r, s in json.loads(meta["binding"]).items()}
+    return CheckpointInfo(meta["method"], json.loads(meta["config"]), binding, json.loads(meta["training"]))
+
+
+def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSource] | None = None
+                    ) -> tuple[HighlightMethod, CheckpointInfo]:
+    """Rebuild the method stored at `path`; refuse it when `expected_binding` differs."""
+    info = read_checkpoint_info(path)
+    if expected_binding is not None:
+        check_binding(path, info.binding, expected_binding)
+    dims = {role: src.dim for role, src in info.binding.items()}
+    method = create_method(info.method, dims, info.config)
+    try:
+        state = load_file(str(_existing(path)))
+        method.load_state_dict(state)
+    except (SafetensorsError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{path}: weights do not fit method {info.method!r} ({exc})") from None
+    return method, info
+
+
+def check_binding(path: str | Path, stored: Mapping[str, FeatureSource],
+                  expected: Mapping[str, FeatureSource]) -> None:
+    """Raise CheckpointMismatchError naming every role whose source or version differs."""
+    problems = []
+    for role, src in stored.items():
+        have = expected.get(role)
+        if have is None:
+            problems.append(f"role {role!r} ({src.name} v{src.version}) is not provided")
+        elif (have.name, have.version) != (src.name, src.version):
+            problems.append(f"role {role!r} was trained on {src.name} v{src.version}, got {have.name} v{have.version}")
+    if problems:
+        raise CheckpointMismatchError(f"{path}: extractor mismatch: " + "; ".join(problems))
+
+
+def _as_tensor(value: Any) -> torch.Tensor:
+    tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+    return tensor.detach().cpu().contiguous()
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    return path
