@@ -1,0 +1,59 @@
+"""Shared fixtures: the shared data root (skipped cleanly when absent) and synthetic videos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+torch.set_num_threads(1)
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("AVH_DATA_ROOT", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """../shared/data, or $AVH_DATA_ROOT; tests that use it are skipped when it is absent."""
+    root = _data_root()
+    if not root.is_dir():
+        pytest.skip(f"shared data not found at {root} (set AVH_DATA_ROOT)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def media_dir(data_root: Path) -> Path:
+    media = data_root / "media"
+    if not media.is_dir():
+        pytest.skip(f"no media clips under {data_root}")
+    return media
+
+
+@pytest.fixture(scope="session")
+def shared_weights_dir() -> Path:
+    weights = REPO_ROOT.parent / "shared" / "weights"
+    if not weights.is_dir():
+        pytest.skip(f"shared weights not found at {weights}")
+    return weights
+
+
+@pytest.fixture(scope="session")
+def synthetic_video(tmp_path_factory) -> Path:
+    """A 20-s 320x240 H.264/AAC video: scene changes every 5 s, loud tone bursts at 3, 11 and 16 s."""
+    from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
+
+    return make_synthetic_video(tmp_path_factory.mktemp("synth") / "events.mp4", SyntheticSpec())
+
+
+@pytest.fixture(scope="session")
+def silent_video(tmp_path_factory) -> Path:
+    """A 6-s video without an audio track."""
+    from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
+
+    return make_synthetic_video(tmp_path_factory.mktemp("synth") / "no audio.mkv",
+                                SyntheticSpec(duration_s=6.0, with_audio=False))
