@@ -6,6 +6,7 @@ with a moving test pattern; the audio is quiet pink noise with loud tone bursts 
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def _video_filter(spec: SyntheticSpec) -> str:
 
 
 def _audio_filter(spec: SyntheticSpec) -> str:
+    # 960-sample frames suit every encoder used here (AAC, and Opus for .webm at 48 kHz).
     bursts = "+".join(
         f"between(t,{t:.3f},{t + spec.event_len_s:.3f})" for t in spec.event_times_s
     ) or "0"
@@ -64,7 +66,7 @@ def _audio_filter(spec: SyntheticSpec) -> str:
     return (
         f"anoisesrc=color=pink:amplitude=0.02:d={spec.duration_s}:r={spec.sample_rate}[n];"
         f"aevalsrc='{tone}':d={spec.duration_s}:s={spec.sample_rate}[t];"
-        "[n][t]amix=inputs=2:normalize=0[a]"
+        "[n][t]amix=inputs=2:normalize=0,asetnsamples=n=960[a]"
     )
 
 
@@ -72,12 +74,14 @@ def make_synthetic_video(path: str | Path, spec: SyntheticSpec | None = None) ->
     """Render `spec` to `path` (container chosen by the suffix) and return the path."""
     spec = spec or SyntheticSpec()
     path = Path(path)
+    if path.suffix.lower() in (".webm", ".ogg") and spec.sample_rate != 48000:
+        spec = dataclasses.replace(spec, sample_rate=48000)  # Opus runs at 48 kHz
     graph = _video_filter(spec)
     maps = ["-map", "[v]"]
     if spec.with_audio:
         graph += ";" + _audio_filter(spec)
-        audio_codec = "libopus" if path.suffix.lower() in (".webm", ".ogg") else "aac"
-        maps += ["-map", "[a]", "-c:a", audio_codec, "-b:a", "96k"]
+        webm = path.suffix.lower() in (".webm", ".ogg")
+        maps += ["-map", "[a]", "-c:a", "libopus" if webm else "aac", "-b:a", "96k"]
     cmd = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-filter_complex", graph, *maps,
            "-c:v", spec.video_codec, "-pix_fmt", "yuv420p", "-g", str(spec.fps)]
     if spec.variable_frame_rate:
