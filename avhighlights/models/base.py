@@ -49,7 +49,10 @@ class Sample:
 
     @property
     def n_steps(self) -> int:
-        return int(next(iter(self.features.values())).shape[0])
+        """Number of steps: from the features, or `meta["n_steps"]` for a feature-less sample."""
+        if self.features:
+            return int(next(iter(self.features.values())).shape[0])
+        return int(self.meta["n_steps"])
 
 
 ProgressFn = Callable[[str, float], None]

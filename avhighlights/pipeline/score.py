@@ -1,0 +1,101 @@
+"""Scoring one video end to end: probe -> features per extractor (cached) -> aligned features on
+the 1-s grid -> scores per second. Selection and rendering follow in `pipeline/run.py`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avhighlights.errors import ConfigError
+from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
+from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, Sample, create_method
+from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info
+from avhighlights.pipeline.timebase import FeatureTrack, align_track, second_grid
+from avhighlights.pipeline.types import ScoreCurve, VideoInfo
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """Which method scores a video: a registered name, or a checkpoint that names its own method."""
+
+    method: str = "loudness"
+    checkpoint: str | None = None
+    method_overrides: Mapping[str, Any] | None = None
+    extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None  # extractor name -> config overrides
+    device: str | None = None
+
+
+@dataclass
+class PreparedScorer:
+    """A ready method plus the extractors that feed its roles."""
+
+    method: HighlightMethod
+    extractors: dict[str, Extractor]  # role -> extractor
+    checkpoint: str | None
+
+
+def extractor_sources(extractors: Mapping[str, Extractor]) -> dict[str, FeatureSource]:
+    """The binding a set of role -> extractor objects provides (name, version, dim)."""
+    return {role: FeatureSource(ex.name, ex.version, "extractor", ex.dim) for role, ex in extractors.items()}
+
+
+def _build_extractors(binding: Mapping[str, str], spec: ScorerSpec) -> dict[str, Extractor]:
+    overrides = spec.extractor_overrides or {}
+    return {role: create_extractor(name, overrides.get(name), spec.device) for role, name in binding.items()}
+
+
+def prepare_scorer(spec: ScorerSpec) -> PreparedScorer:
+    """Build the method (from its registry defaults or a checkpoint) and its extractors.
+
+    A checkpoint is refused (CheckpointMismatchError) when the installed extractors' names or
+    versions differ from those it was trained on.
+    """
+    if spec.checkpoint:
+        info = read_checkpoint_info(spec.checkpoint)
+        extractors = _build_extractors({r: s.name for r, s in info.binding.items()}, spec)
+        method, _ = load_checkpoint(spec.checkpoint, expected_binding=extractor_sources(extractors))
+        return PreparedScorer(method, extractors, str(spec.checkpoint))
+    cls = METHODS.get(spec.method)
+    if cls.trainable:
+        raise ConfigError(
+            f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
+            f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
+        )
+    extractors = _build_extractors(cls.default_binding, spec)
+    dims = {role: ex.dim for role, ex in extractors.items()}
+    return PreparedScorer(create_method(spec.method, dims, spec.method_overrides), extractors, None)
+
+
+def untrained_methods() -> list[str]:
+    """Registered methods that score without a checkpoint."""
+    return [name for name in METHODS.names() if not METHODS.get(name).trainable]
+
+
+def build_sample(info: VideoInfo, tracks_by_role: Mapping[str, FeatureTrack]) -> Sample:
+    """Align every role's track onto the video's 1-s grid."""
+    grid = second_grid(info.duration_s)
+    features = {role: align_track(track, grid).values for role, track in tracks_by_role.items()}
+    meta = {"path": str(info.path), "n_steps": len(grid)}
+    return Sample(video_id=info.sha256[:16], features=features, step_s=1.0, meta=meta)
+
+
+def score_sample(scorer: PreparedScorer, info: VideoInfo, sample: Sample) -> ScoreCurve:
+    """Run the method on an aligned sample; scores live on the 1-s grid."""
+    grid = second_grid(info.duration_s)
+    n = sample.n_steps
+    scores = np.asarray(scorer.method.predict(sample), dtype=np.float64)
+    if scores.shape != (n,):
+        raise RuntimeError(f"method {scorer.method.name} returned {scores.shape} scores for {n} steps")
+    return ScoreCurve(scores, grid.start_s, grid.end_s, scorer.method.name, scorer.checkpoint)
+
+
+def registered_extractors() -> list[str]:
+    return EXTRACTORS.names()
+
+
+def describe_path(path: str | Path) -> str:
+    return str(Path(path))
