@@ -87,7 +87,9 @@ class HighlightMethod(ABC):
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
+        """Restore what `state_dict` returned (stateless methods accept only an empty state)."""
+        if state:
+            raise KeyError(f"method {self.name!r} keeps no state, got keys {sorted(state)[:5]}")
 
 
 def create_method(name: str, feature_dims: Mapping[str, int],

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from avhighlights.atomic import atomic_path
@@ -55,7 +55,7 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
-    except (SafetensorsError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avhighlights checkpoint (format {meta.get('format')!r})")
@@ -74,7 +74,7 @@ def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSour
     try:
         state = load_file(str(_existing(path)))
         method.load_state_dict(state)
-    except (SafetensorsError, RuntimeError, KeyError) as exc:
+    except (SafetensorError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path}: weights do not fit method {info.method!r} ({exc})") from None
     return method, info
 

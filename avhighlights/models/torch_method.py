@@ -41,7 +41,7 @@ def collate(samples: Sequence[Sample], roles: Sequence[str], device: torch.devic
     label_rows = labels if labels is not None else [s.labels for s in samples]
     has_labels = all(row is not None for row in label_rows)
     y = torch.zeros(len(samples), t_max) if has_labels else None
-    for i, (sample, n) in enumerate(zip(samples, lengths)):
+    for i, (sample, n) in enumerate(zip(samples, lengths, strict=True)):
         for role in roles:
             feats[role][i, :n] = torch.from_numpy(np.asarray(sample.features[role][:n], dtype=np.float32))
         mask[i, :n] = True

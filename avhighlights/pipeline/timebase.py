@@ -98,7 +98,7 @@ def overlap_weights(src: Spans, dst: Spans) -> list[tuple[np.ndarray, np.ndarray
     starts, ends = src.start_s[order], src.end_s[order]
     max_len = float(np.max(ends - starts)) if len(src) else 0.0
     result = []
-    for a, b in zip(dst.start_s, dst.end_s):
+    for a, b in zip(dst.start_s, dst.end_s, strict=True):
         lo = int(np.searchsorted(starts, a - max_len, side="left"))
         hi = int(np.searchsorted(starts, b, side="left"))
         idx = np.arange(lo, hi)

@@ -1,0 +1,109 @@
+"""Registry, config building, atomic writes and self-describing checkpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avhighlights.atomic import atomic_path, write_json
+from avhighlights.errors import CheckpointError, CheckpointMismatchError, ConfigError, RegistryError
+from avhighlights.models.base import METHODS, FeatureSource, Sample
+from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from avhighlights.models.torch_method import TorchMethod, collate
+from avhighlights.registry import Registry, build_config
+
+
+@dataclass(frozen=True)
+class _LinearConfig:
+    hidden: int = 4
+    scale: float = 1.0
+
+
+@METHODS.register("test_linear_contract")
+class _LinearMethod(TorchMethod):
+    """A real (tiny) torch method used to exercise checkpoints end to end."""
+
+    Config = _LinearConfig
+    roles = ("visual",)
+
+    def build_module(self) -> torch.nn.Module:
+        return torch.nn.Sequential(torch.nn.Linear(self.feature_dims["visual"], self.config.hidden),
+                                   torch.nn.Tanh(), torch.nn.Linear(self.config.hidden, 1))
+
+    def forward_scores(self, batch):
+        return self.module(batch.features["visual"]).squeeze(-1) * self.config.scale
+
+
+def test_registry_reports_known_names():
+    reg: Registry = Registry("widget")
+
+    @reg.register("a")
+    class A:  # noqa: B903
+        pass
+
+    assert reg.get("a") is A and A.name == "a" and "a" in reg
+    with pytest.raises(RegistryError, match="unknown widget 'b'; registered: a"):
+        reg.get("b")
+
+
+def test_build_config_rejects_unknown_keys_and_freezes_lists():
+    cfg = build_config(_LinearConfig, {"hidden": 8})
+    assert cfg.hidden == 8 and cfg.scale == 1.0
+    with pytest.raises(ConfigError, match="unknown option"):
+        build_config(_LinearConfig, {"hiden": 8})
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path):
+    target = tmp_path / "out.json"
+    write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half written")
+            raise RuntimeError("boom")
+    assert target.read_text().strip().startswith("{") and '"v": 1' in target.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def _sample(t: int = 6, d: int = 3) -> Sample:
+    return Sample("v", {"visual": np.arange(t * d, dtype=np.float32).reshape(t, d) / 10}, 1.0)
+
+
+def test_checkpoint_round_trip_restores_identical_predictions(tmp_path: Path):
+    method = METHODS.get("test_linear_contract")(_LinearConfig(hidden=5, scale=2.0), {"visual": 3})
+    binding = {"visual": FeatureSource("r3d34", "1", "extractor", 3)}
+    path = save_checkpoint(method, tmp_path / "m.safetensors", binding, {"epochs": 3})
+    info = read_checkpoint_info(path)
+    assert info.method == "test_linear_contract" and info.config == {"hidden": 5, "scale": 2.0}
+    assert info.binding == binding and info.training == {"epochs": 3}
+    restored, _ = load_checkpoint(path, expected_binding=binding)
+    np.testing.assert_array_equal(restored.predict(_sample()), method.predict(_sample()))
+
+
+def test_checkpoint_refuses_other_extractors(tmp_path: Path):
+    method = METHODS.get("test_linear_contract")(_LinearConfig(), {"visual": 3})
+    path = save_checkpoint(method, tmp_path / "m.safetensors", {"visual": FeatureSource("r3d34", "1", dim=3)})
+    with pytest.raises(CheckpointMismatchError, match="trained on r3d34 v1, got swin v1"):
+        load_checkpoint(path, expected_binding={"visual": FeatureSource("swin", "1", dim=3)})
+    with pytest.raises(CheckpointMismatchError, match="not provided"):
+        load_checkpoint(path, expected_binding={})
+
+
+def test_checkpoint_errors_name_the_file(tmp_path: Path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        read_checkpoint_info(bad)
+    with pytest.raises(CheckpointError, match="not found"):
+        read_checkpoint_info(tmp_path / "missing.safetensors")
+
+
+def test_collate_pads_and_masks():
+    a, b = _sample(4), _sample(2)
+    batch = collate([a, b], ["visual"])
+    assert batch.features["visual"].shape == (2, 4, 3)
+    assert batch.mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert torch.all(batch.features["visual"][1, 2:] == 0) and batch.labels is None
