@@ -92,6 +92,16 @@ def _build_listing(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_extractors)
 
 
+def _build_bench(sub: argparse._SubParsersAction) -> None:
+    from avhighlights.pipeline.evaluation.bench import add_bench_arguments, bench_main
+
+    p = sub.add_parser("bench", help="train and evaluate a method on a benchmark dataset over several seeds",
+                       description="Train (where the method needs it) and evaluate a method with the dataset's "
+                                   "protocol over N seeds; writes result.json and results.md under --out.")
+    add_bench_arguments(p)
+    p.set_defaults(handler=bench_main)
+
+
 def _build_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a generated sample video (no network, no files)",
                        description="Generate a 40-s sample video with scene changes and loud audio events at known "
@@ -209,7 +219,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, Progress(args.progress))
 
 
-_SUBCOMMAND_BUILDERS = [_build_info, _build_score, _build_render, _build_listing, _build_demo]
+_SUBCOMMAND_BUILDERS = [_build_info, _build_score, _build_render, _build_bench, _build_listing, _build_demo]
 
 
 def register_subcommand(builder) -> None:

@@ -1,0 +1,79 @@
+"""Reference methods: honest floors for every benchmark, needing no training.
+
+* `random`: uniform scores, deterministic per (seed, video id); what any method must beat.
+* `loudness`: energy dynamics from the `loudness` extractor's per-step [rms_dbfs, peak_dbfs,
+  spectral_flux]; score = z(rms_dbfs - running median of rms_dbfs over `window_s`)
+  + `flux_weight` * max(z(spectral_flux), 0). Loud moments relative to their surroundings and
+  sudden spectral change rank high; a steady loud soundtrack does not.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from avhighlights.errors import ConfigError
+from avhighlights.models.base import METHODS, HighlightMethod, Sample
+
+RMS_COLUMN, FLUX_COLUMN = 0, 2
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    seed: int = 0  # `bench` sets it to the run seed
+
+
+@METHODS.register("random")
+class RandomMethod(HighlightMethod):
+    """Uniform [0, 1) scores from a generator seeded by (config.seed, crc32(video_id))."""
+
+    Config = RandomConfig
+    roles = ()
+    trainable = False
+    supervised = False
+
+    def predict(self, sample: Sample) -> np.ndarray:
+        rng = np.random.default_rng([self.config.seed, zlib.crc32(sample.video_id.encode("utf-8"))])
+        return rng.random(sample.n_steps)
+
+
+@dataclass(frozen=True)
+class LoudnessConfig:
+    window_s: float = 30.0  # running-median window for the local loudness reference
+    flux_weight: float = 0.5  # weight of the positive spectral-flux term
+
+
+def zscore(values: np.ndarray) -> np.ndarray:
+    """(x - mean) / std; all zeros for a constant input."""
+    std = float(np.std(values))
+    return np.zeros_like(values) if std < 1e-9 else (values - np.mean(values)) / std
+
+
+@METHODS.register("loudness")
+class LoudnessMethod(HighlightMethod):
+    """Energy dynamics plus positive spectral flux (see the module docstring)."""
+
+    Config = LoudnessConfig
+    roles = ("loudness",)
+    trainable = False
+    supervised = False
+    default_binding = {"loudness": "loudness"}
+
+    def __init__(self, config: LoudnessConfig, feature_dims: Mapping[str, int]):
+        super().__init__(config, feature_dims)
+        dim = self.feature_dims.get("loudness", 0)
+        if dim <= FLUX_COLUMN:
+            raise ConfigError(f"loudness method needs [rms_dbfs, peak_dbfs, spectral_flux] columns, got dim {dim}")
+        if config.window_s <= 0:
+            raise ConfigError(f"loudness window_s must be positive, got {config.window_s}")
+
+    def predict(self, sample: Sample) -> np.ndarray:
+        feats = np.asarray(sample.features["loudness"], dtype=np.float64)  # (T, 3)
+        rms, flux = feats[:, RMS_COLUMN], feats[:, FLUX_COLUMN]
+        window = max(1, int(round(self.config.window_s / sample.step_s))) | 1  # odd, in steps
+        dynamics = rms - median_filter(rms, size=window, mode="nearest")
+        return zscore(dynamics) + self.config.flux_weight * np.maximum(zscore(flux), 0.0)

@@ -1,0 +1,120 @@
+"""ffmpeg commands that cut clips and build the reel; every output goes through a temp file + rename.
+
+Re-encoded clips seek accurately (`-ss` before `-i` with re-encoding decodes from the previous
+keyframe and drops the frames before the start), so a clip holds exactly the frames whose
+timestamps fall in [start, end). On constant-frame-rate input, start and end are first snapped to
+the nearest frame boundary, which makes the video and audio of every clip exactly equally long.
+ffmpeg's autorotation turns rotated (e.g. portrait phone) input upright while re-encoding, so
+clips keep the displayed orientation; stream copy keeps the rotation tag instead.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from avhighlights.atomic import atomic_path
+from avhighlights.errors import MediaError
+from avhighlights.pipeline.exports import frame_at
+from avhighlights.pipeline.synth import ffmpeg_binary
+from avhighlights.pipeline.types import VideoInfo
+
+X264_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p")
+AAC_ARGS = ("-c:a", "aac", "-b:a", "160k")
+EVEN_SIZE = "scale=trunc(iw/2)*2:trunc(ih/2)*2"  # yuv420p needs even sizes (odd input loses <= 1 px)
+MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9"})
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
+MUXER_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska"}
+
+
+class RenderError(MediaError):
+    """ffmpeg failed to write an output; carries the input path and the tail of ffmpeg's message."""
+
+
+def snap_s(time_s: float, info: VideoInfo) -> float:
+    """`time_s` moved to the nearest frame boundary (constant frame rate only; VFR is left as is)."""
+    if info.variable_frame_rate or info.fps <= 0:
+        return float(time_s)
+    return float(frame_at(time_s, info.fps) / info.fps)
+
+
+def snapped_span(start_s: float, end_s: float, info: VideoInfo) -> tuple[float, float]:
+    """Frame-snapped [start, end) that keeps at least one frame and stays inside the video."""
+    start, end = snap_s(start_s, info), min(snap_s(end_s, info), info.duration_s)
+    if end <= start:
+        end = min(start + float(1 / info.fps), info.duration_s)
+    return start, end
+
+
+def stream_copy_suffix(info: VideoInfo) -> str:
+    """`.mp4` when the source's codecs fit in MP4 without re-encoding, otherwise `.mkv`."""
+    audio_ok = not info.has_audio or (info.audio_codec or "") in MP4_AUDIO_CODECS
+    return ".mp4" if info.video_codec in MP4_VIDEO_CODECS and audio_ok else ".mkv"
+
+
+def _base_command() -> list[str]:
+    return [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+
+
+def _stream_maps(info: VideoInfo) -> list[str]:
+    return ["-map", "0:v:0", *(["-map", "0:a:0"] if info.has_audio else [])]
+
+
+def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: bool) -> list[str]:
+    """ffmpeg arguments (without the output path) for one clip of `info` covering [start_s, end_s)."""
+    cmd = [*_base_command(), "-ss", f"{start_s:.6f}", "-i", str(info.path), "-t", f"{end_s - start_s:.6f}",
+           *_stream_maps(info)]
+    if stream_copy:
+        return [*cmd, "-c", "copy", "-avoid_negative_ts", "make_zero"]
+    return [*cmd, "-vf", EVEN_SIZE, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
+
+
+def reel_graph(info: VideoInfo, spans_s: Sequence[tuple[float, float]]) -> str:
+    """filter_complex that trims every span out of the source and concatenates them in the given order.
+
+    Video is trimmed half a frame early on both sides so frame-boundary spans select exactly the
+    frames in [start, end); audio is trimmed to the exact span, so both streams stay in sync.
+    """
+    n, half_frame_s = len(spans_s), float(1 / info.fps) / 2
+    parts = [f"[0:v:0]split={n}" + "".join(f"[vs{i}]" for i in range(n))]
+    for i, (start, end) in enumerate(spans_s):
+        parts.append(f"[vs{i}]trim=start={max(0.0, start - half_frame_s):.6f}:end={end - half_frame_s:.6f},"
+                     f"setpts=PTS-STARTPTS[v{i}]")
+    if info.has_audio:
+        parts.append(f"[0:a:0]asplit={n}" + "".join(f"[as{i}]" for i in range(n)))
+        parts += [f"[as{i}]atrim=start={start:.6f}:end={end:.6f},asetpts=PTS-STARTPTS[a{i}]"
+                  for i, (start, end) in enumerate(spans_s)]
+    streams = "".join(f"[v{i}]" + (f"[a{i}]" if info.has_audio else "") for i in range(n))
+    concat_out = "[vc][ac]" if info.has_audio else "[vc]"
+    parts.append(f"{streams}concat=n={n}:v=1:a={int(info.has_audio)}{concat_out}")
+    parts.append(f"[vc]{EVEN_SIZE}[vout]")
+    return ";\n".join(parts)
+
+
+def reel_command(info: VideoInfo, graph_file: Path) -> list[str]:
+    """ffmpeg arguments (without the output path) that render the reel described by `graph_file`."""
+    maps = ["-map", "[vout]", *(["-map", "[ac]"] if info.has_audio else [])]
+    return [*_base_command(), "-i", str(info.path), "-filter_complex_script", str(graph_file), *maps,
+            *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
+
+
+def concat_copy_command(list_file: Path) -> list[str]:
+    """ffmpeg arguments that join stream-copied clips listed in a concat-demuxer file."""
+    return [*_base_command(), "-f", "concat", "-safe", "0", "-i", str(list_file), "-map", "0", "-c", "copy"]
+
+
+def concat_list(paths: Sequence[Path]) -> str:
+    """A concat-demuxer list; single quotes in names are escaped as the demuxer expects."""
+    return "".join("file '" + str(p.resolve()).replace("'", "'\\''") + "'\n" for p in paths)
+
+
+def run_ffmpeg(args: list[str], target: Path, source: Path) -> Path:
+    """Run ffmpeg writing to a temp file next to `target`, renamed onto it only on success."""
+    with atomic_path(target) as tmp:
+        result = subprocess.run([*args, "-f", MUXER_OF_SUFFIX[target.suffix], str(tmp)],
+                                capture_output=True, text=True, errors="replace")
+        if result.returncode != 0:
+            tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit status {result.returncode}"
+            raise RenderError(source, f"ffmpeg could not write {target.name}: {tail}")
+    return target

@@ -1,0 +1,272 @@
+"""The `bench` harness: one method on one dataset protocol over several seeds, with exact split
+ids, per-group numbers per seed, their mean and std, written atomically as JSON + markdown.
+
+For each seed and split: build the method (`create_method`), `fit(train, val, seed)` when it is
+trainable (labels stripped for unsupervised methods), `predict` on the test videos (always with
+labels stripped), then the protocol's metrics against the real labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avhighlights import __version__
+from avhighlights.atomic import write_json, write_text
+from avhighlights.errors import ConfigError
+from avhighlights.models.base import METHODS, HighlightMethod, ProgressFn, Sample, create_method
+from avhighlights.pipeline.evaluation import folder_data, mrhisum_data, tvsum_data, youtube_data  # noqa: F401
+from avhighlights.pipeline.evaluation.datasets import DATASETS, Dataset, Split
+from avhighlights.pipeline.evaluation.protocols import PROTOCOLS, BenchProtocol
+from avhighlights.pipeline.evaluation.report import markdown_report, summarise
+from avhighlights.registry import config_to_dict
+
+BASE_SEEDS = (42, 123, 456, 777, 999)
+METHOD_MODULES = ("avhighlights.models", "avhighlights.models.baselines")
+
+
+def seed_list(n: int) -> list[int]:
+    """The first n of (42, 123, 456, 777, 999, then 1000 + i)."""
+    if n < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {n}")
+    return [BASE_SEEDS[i] if i < len(BASE_SEEDS) else 1000 + i for i in range(n)]
+
+
+@dataclass
+class BenchResult:
+    """Everything a bench run measured; `to_json` is what result.json holds."""
+
+    config: dict[str, Any]
+    seeds: list[int]
+    notes: str
+    splits: dict[str, list[dict]]
+    per_seed: dict[int, dict[str, dict[str, float]]]
+    summary: dict
+    wall_s: float
+    machine: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)
+    json_path: Path | None = None
+    markdown_path: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ("json_path", "markdown_path"):
+            data.pop(key)
+        data["per_seed"] = {str(s): runs for s, runs in self.per_seed.items()}
+        return data
+
+
+def load_method_modules() -> None:
+    """Import the modules that register methods (the package plus the reference baselines)."""
+    for module in METHOD_MODULES:
+        importlib.import_module(module)
+
+
+def open_dataset(dataset: str | Dataset, data_root: str | Path, groups: Sequence[str] | None) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    cls = DATASETS.get(dataset)
+    if not hasattr(cls, "from_data_root"):
+        raise ConfigError(f"dataset {dataset!r} needs a feature provider: pass a {cls.__name__} instance")
+    return cls.from_data_root(data_root, groups)
+
+
+def strip_labels(sample: Sample, label_meta_keys: Sequence[str]) -> Sample:
+    """A copy without labels or label-bearing meta entries."""
+    meta = {k: v for k, v in sample.meta.items() if k not in label_meta_keys}
+    return Sample(sample.video_id, sample.features, sample.step_s, None, sample.group, meta)
+
+
+def method_dims(cls: type[HighlightMethod], samples: Sequence[Sample]) -> dict[str, int]:
+    """Feature widths of the roles the method reads, taken from the data."""
+    available = samples[0].features if samples else {}
+    missing = [r for r in cls.roles if r not in available]
+    if missing:
+        raise ConfigError(f"method {cls.name!r} reads roles {missing}; the dataset provides {sorted(available)}")
+    return {role: int(available[role].shape[1]) for role in cls.roles}
+
+
+def seeded_overrides(cls: type[HighlightMethod], overrides: Mapping[str, Any] | None, seed: int) -> dict:
+    """User overrides, plus `seed` = run seed when the method's Config has a seed field not set by the user."""
+    result = dict(overrides or {})
+    if "seed" in {f.name for f in dataclasses.fields(cls.Config)} and "seed" not in result:
+        result["seed"] = seed
+    return result
+
+
+def predict_all(method: HighlightMethod, samples: Sequence[Sample], label_keys: Sequence[str]) -> list[np.ndarray]:
+    preds = []
+    for sample in samples:
+        scores = np.nan_to_num(np.asarray(method.predict(strip_labels(sample, label_keys)), dtype=np.float64))
+        if scores.shape != (sample.n_steps,):
+            raise RuntimeError(f"method {method.name} returned {scores.shape} scores for {sample.n_steps} steps "
+                               f"of {sample.video_id}")
+        preds.append(scores)
+    return preds
+
+
+def run_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, split: Split,
+              seed: int, protocol: BenchProtocol) -> tuple[dict[str, float], dict[str, Any]]:
+    """Build, (fit,) predict and evaluate one split; returns the metrics and the method's info."""
+    cls = METHODS.get(name)
+    train, val, test = (dataset.samples(ids) for ids in (split.train_ids, split.val_ids, split.test_ids))
+    method = create_method(name, method_dims(cls, test), seeded_overrides(cls, overrides, seed))
+    label_keys = getattr(dataset, "label_meta_keys", ())
+    fit_report: dict[str, Any] = {}
+    if cls.trainable:
+        if not train:
+            raise ConfigError(f"method {name!r} needs training videos but split {split.name!r} has none")
+        if not cls.supervised:
+            train, val = ([strip_labels(s, label_keys) for s in part] for part in (train, val))
+        fit_report = method.fit(train, val or None, seed) or {}
+    metrics = protocol.evaluate(test, predict_all(method, test, label_keys))
+    return metrics, {"method_config": config_to_dict(method.config), "fit": fit_report}
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    return {"platform": platform.platform(), "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "numpy": np.__version__, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "avhighlights": __version__}
+
+
+def default_out_dir(dataset: str, protocol: str, method: str) -> Path:
+    return Path("bench") / "results" / f"{dataset}-{protocol}-{method}"
+
+
+def _resolve_protocol(ds: Dataset, dataset_name: str, protocol: str | None) -> BenchProtocol:
+    proto = PROTOCOLS.get(protocol or ds.default_protocol)()
+    if proto.dataset != dataset_name:
+        raise ConfigError(f"protocol {proto.name!r} is for dataset {proto.dataset!r}, not {dataset_name!r}")
+    return proto
+
+
+def run_bench(data_root: str | Path, dataset: str | Dataset, method: str, seeds: int | Sequence[int],
+              domains: Sequence[str] | None = None, out_dir: str | Path | None = None, protocol: str | None = None,
+              method_overrides: Mapping[str, Any] | None = None, progress: ProgressFn | None = None) -> BenchResult:
+    """Run `method` on `dataset` under `protocol` (default: the dataset's) for `seeds` (a count, or
+    explicit seeds); write result.json and results.md into `out_dir`."""
+    t0 = time.monotonic()
+    load_method_modules()
+    METHODS.get(method)
+    ds = open_dataset(dataset, data_root, domains)
+    dataset_name = ds.name
+    proto = _resolve_protocol(ds, dataset_name, protocol)
+    seed_values = seed_list(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]
+    per_seed, splits, method_info = {}, {}, {}
+    jobs = [(seed, split) for seed in seed_values for split in proto.splits(ds, seed)]
+    for done, (seed, split) in enumerate(jobs):
+        metrics, info = run_split(method, method_overrides, ds, split, seed, proto)
+        method_info = method_info or info
+        per_seed.setdefault(seed, {})[split.name] = metrics
+        splits.setdefault(str(seed), []).append(split.to_json())
+        if progress:
+            progress(f"bench {dataset_name}/{proto.name}/{method}", (done + 1) / len(jobs))
+    config = {"dataset": dataset_name, "protocol": proto.name, "method": method, "data_root": str(data_root),
+              "domains": list(domains) if domains else None, "method_overrides": dict(method_overrides or {}),
+              "method_config": _config_without_run_seed(method_info.get("method_config"), method_overrides),
+              "feature_sources": {r: s.to_json() for r, s in ds.feature_sources.items()}}
+    result = BenchResult(config, seed_values, proto.notes, splits, per_seed,
+                         summarise(per_seed, list(proto.metrics), proto.std_over), 0.0, machine_info(),
+                         _dataset_extra(ds))
+    result.wall_s = round(time.monotonic() - t0, 3)
+    return write_result(result, proto, Path(out_dir) if out_dir else default_out_dir(dataset_name, proto.name, method))
+
+
+def _config_without_run_seed(config: dict | None, overrides: Mapping[str, Any] | None) -> dict | None:
+    """The method config, its `seed` shown as "run seed" when bench set it per run."""
+    if config is None or "seed" not in config or "seed" in (overrides or {}):
+        return config
+    return {**config, "seed": "run seed"}
+
+
+def _dataset_extra(ds: Dataset) -> dict[str, Any]:
+    unavailable = getattr(ds, "unavailable_ids", None)
+    return {"unavailable_ids": unavailable()} if unavailable else {}
+
+
+def write_result(result: BenchResult, proto: BenchProtocol, out_dir: Path) -> BenchResult:
+    """Atomic result.json and results.md in `out_dir`."""
+    data = result.to_json()
+    result.json_path = write_json(out_dir / "result.json", _finite(data))
+    result.markdown_path = write_text(out_dir / "results.md", markdown_report(data, proto.metrics))
+    return result
+
+
+def _finite(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf become None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `avhighlights bench` options."""
+    parser.add_argument("--data-root", required=True, help="folder holding tvsum/, youtube_highlights/, mrhisum/")
+    parser.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASETS.names())})")
+    parser.add_argument("--method", required=True, help="registered method name (see `avhighlights methods`)")
+    parser.add_argument("--seeds", type=int, default=5, help="number of seeds: the first N of 42 123 456 777 999 "
+                        "(then 1000+i); default 5")
+    parser.add_argument("--domains", nargs="+", default=None, help="only these categories / domains")
+    parser.add_argument("--protocol", default=None, help=f"protocol ({', '.join(PROTOCOLS.names())}); "
+                        "default: the dataset's (tvsum: umt_top5, youtube_highlights: per_domain)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default bench/results/<dataset>-<protocol>-<method>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="method config override; VALUE is parsed as JSON when it can be (repeatable)")
+    if not any(a.dest == "progress" for a in parser._actions):
+        from avhighlights.pipeline.progress import PROGRESS_MODES
+
+        parser.add_argument("--progress", choices=PROGRESS_MODES, default="bar", help="progress display on stderr")
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """['lr=1e-4', 'name=x'] -> {'lr': 0.0001, 'name': 'x'}."""
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def bench_main(args: argparse.Namespace) -> int:
+    """Run `avhighlights bench` from parsed arguments; prints the markdown table."""
+    from avhighlights.pipeline.progress import Progress
+
+    progress = Progress(getattr(args, "progress", "bar"))
+    result = run_bench(args.data_root, args.dataset, args.method, args.seeds, args.domains, args.out,
+                       args.protocol, parse_overrides(args.overrides), progress)
+    if hasattr(progress, "close"):
+        progress.close()
+    print(result.markdown_path.read_text())
+    print(f"wrote {result.json_path} and {result.markdown_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m avhighlights.pipeline.evaluation.bench")
+    add_bench_arguments(_parser)
+    sys.exit(bench_main(_parser.parse_args()))

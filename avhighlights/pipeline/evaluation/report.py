@@ -1,0 +1,78 @@
+"""Summaries across seeds and the markdown table of a bench result (x100 for mAP/F1, 3 decimals
+for rho/tau, the protocol named next to every number). Std is the population std (ddof = 0)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from avhighlights.pipeline.evaluation.protocols import MetricFormat
+
+
+def mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and population std over the finite values (NaN when there are none)."""
+    v = np.array([x for x in values if np.isfinite(x)], dtype=np.float64)
+    if not len(v):
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(v.mean()), "std": float(v.std()), "n": int(len(v))}
+
+
+def group_means(per_group: Mapping[str, Mapping[str, float]], metric: str) -> float:
+    """Mean over groups (categories, domains or folds) of one metric, ignoring NaN."""
+    values = [g[metric] for g in per_group.values() if np.isfinite(g[metric])]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def summarise(per_seed: Mapping[int, Mapping[str, Mapping[str, float]]], metrics: Sequence[str],
+              std_over: str) -> dict:
+    """Per group: mean/std over seeds. Per seed: mean/std over its groups. Overall: mean over groups
+    per seed, then mean/std over seeds; with std_over == "folds" mean/std over every (seed, fold)."""
+    groups = sorted({g for runs in per_seed.values() for g in runs})
+    by_group = {g: {m: mean_std([runs[g][m] for runs in per_seed.values() if g in runs]) for m in metrics}
+                for g in groups}
+    if std_over == "folds":
+        overall = {m: mean_std([r[m] for runs in per_seed.values() for r in runs.values()]) for m in metrics}
+    else:
+        overall = {m: mean_std([group_means(runs, m) for runs in per_seed.values()]) for m in metrics}
+    per_seed_stats = {str(s): {m: mean_std([r[m] for r in runs.values()]) for m in metrics}
+                      for s, runs in per_seed.items()}
+    return {"groups": by_group, "overall": overall, "per_seed": per_seed_stats, "std_over": std_over}
+
+
+def format_value(stats: Mapping[str, float], fmt: MetricFormat) -> str:
+    """'mean ± std' scaled and rounded as `fmt` says ('–' when undefined)."""
+    if not np.isfinite(stats["mean"]):
+        return "–"
+    mean, std = stats["mean"] * fmt.scale, stats["std"] * fmt.scale
+    return f"{mean:.{fmt.decimals}f} ± {std:.{fmt.decimals}f}"
+
+
+def _table(rows: Sequence[tuple[str, Mapping[str, Mapping[str, float]]]],
+           formats: Mapping[str, MetricFormat]) -> list[str]:
+    header = "| group | " + " | ".join(f.label for f in formats.values()) + " |"
+    lines = [header, "|" + "---|" * (len(formats) + 1)]
+    for name, stats in rows:
+        lines.append(f"| {name} | " + " | ".join(format_value(stats[m], f) for m, f in formats.items()) + " |")
+    return lines
+
+
+def markdown_report(result: Mapping, formats: Mapping[str, MetricFormat]) -> str:
+    """The markdown table of a bench result JSON (see bench.BenchResult.to_json)."""
+    summary = result["summary"]
+    seeds = result["seeds"]
+    if summary["std_over"] == "folds":
+        rows = [(f"seed {s} (mean ± std over its folds)", stats) for s, stats in summary["per_seed"].items()]
+        rows.append((f"**all {len(seeds)} seeds x folds**", summary["overall"]))
+        spread = f"mean ± std over every (seed, fold), {len(seeds)} seeds"
+    else:
+        rows = list(summary["groups"].items()) + [("**mean over groups**", summary["overall"])]
+        spread = f"mean ± std over {len(seeds)} seeds {seeds}"
+    config = result["config"]
+    head = [f"# {config['method']} on {config['dataset']} — protocol `{config['protocol']}`",
+            "", f"Protocol `{config['protocol']}`: {result['notes']}", "",
+            f"Numbers: {spread}; mAP/F1 x100, rho/tau raw (3 decimals).", ""]
+    foot = ["", f"Method config: `{result['config']['method_config']}`; overrides: "
+                f"`{result['config']['method_overrides']}`.", f"Wall time {result['wall_s']:.1f} s on "
+                f"{result['machine']['cpu_count']} CPU(s) ({result['machine']['platform']})."]
+    return "\n".join(head + _table(rows, formats) + foot) + "\n"

@@ -1,0 +1,115 @@
+"""The whole job for one or more videos: probe -> cached features -> scores -> clips -> outputs.
+
+Each video's outputs go to `out_dir/<video stem>/`. Nothing is written for a video that fails
+validation, and a failed render leaves earlier outputs untouched (see `pipeline/render.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from avhighlights.models.base import ProgressFn
+from avhighlights.pipeline.extract import extract_features
+from avhighlights.pipeline.probe import probe
+from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.render import RenderReport, render_from_json, render_outputs
+from avhighlights.pipeline.results import make_doc
+from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
+from avhighlights.pipeline.select import SelectionConfig, select_segments
+from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How clips are written: re-encoded (frame accurate) unless `stream_copy`."""
+
+    stream_copy: bool = False
+    write_reel: bool = True
+    write_clips: bool = True
+
+
+@dataclass
+class RunResult:
+    video: Path
+    out_dir: Path
+    results_json: Path
+    clip_paths: list[Path]
+    reel_path: Path | None
+    selected_s: float
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def open_store(store: str | None):
+    """`None` = no cache; "default" = $AVH_FEATURE_STORE or the user cache; else a folder/fsspec URL."""
+    if store is None:
+        return None
+    from avhighlights.extractors.store import FeatureStore, default_store_root
+
+    return FeatureStore(default_store_root() if store == "default" else store)
+
+
+def video_out_dir(out_root: Path, info: VideoInfo, taken: set[Path]) -> Path:
+    """`out_root/<stem>`, disambiguated with a content-hash prefix when two inputs share a stem."""
+    candidate = out_root / info.path.stem
+    if candidate in taken:
+        candidate = out_root / f"{info.path.stem}-{info.sha256[:8]}"
+    taken.add(candidate)
+    return candidate
+
+
+def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | Path, *,
+                 selection: SelectionConfig | None = None, render: RenderOptions | None = None,
+                 store: str | None = "default", progress: ProgressFn | None = None) -> list[RunResult]:
+    """Score each video and write its clips and results. All inputs are validated first, so a bad
+    file fails the run before any output is written."""
+    progress = progress or null_progress
+    infos = [probe(v) for v in videos]
+    scorer = prepare_scorer(spec)
+    feature_store = open_store(store)
+    out_root, taken = Path(out_dir), set()
+    return [
+        _score_and_write(info, scorer, feature_store, video_out_dir(out_root, info, taken),
+                         selection or SelectionConfig(), render or RenderOptions(), progress)
+        for info in infos
+    ]
+
+
+def _score_and_write(info: VideoInfo, scorer: PreparedScorer, store, out_dir: Path,
+                     selection: SelectionConfig, render: RenderOptions, progress: ProgressFn) -> RunResult:
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    tracks = extract_features(info, list(scorer.extractors.values()), store=store, progress=progress)
+    by_role = {role: tracks[ex.name] for role, ex in scorer.extractors.items()}
+    timings["features_s"] = time.monotonic() - t0
+    curve = score_sample(scorer, info, build_sample(info, by_role))
+    segments = select_segments(curve, info.duration_s, selection)
+    timings["score_s"] = time.monotonic() - t0 - timings["features_s"]
+    result = write_outputs(info, curve, segments, selection, out_dir, render, progress)
+    result.timings_s = {**timings, **result.timings_s}
+    return result
+
+
+def write_outputs(info: VideoInfo, curve: ScoreCurve, segments: list[Segment], selection: SelectionConfig,
+                  out_dir: Path, render: RenderOptions, progress: ProgressFn) -> RunResult:
+    """Render clips, reel and every result file for one scored video."""
+    doc = make_doc(info, curve, segments, selection)
+    return _result(render_outputs(doc, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
+                                  write_reel=render.write_reel, progress=progress))
+
+
+def render_results(results_json: str | Path, out_dir: str | Path | None = None, *,
+                   render: RenderOptions | None = None, progress: ProgressFn | None = None) -> RunResult:
+    """Re-render from a (possibly hand-edited) highlights.json."""
+    render = render or RenderOptions()
+    report = render_from_json(results_json, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
+                              write_reel=render.write_reel, progress=progress)
+    return _result(report)
+
+
+def _result(report: RenderReport) -> RunResult:
+    selected_s = sum(c.duration_s for c in report.doc.clips)
+    return RunResult(report.doc.video.path, report.out_dir, report.results_json, list(report.clip_paths),
+                     report.reel_path, selected_s, {"render_s": report.elapsed_s})

@@ -1,0 +1,191 @@
+"""The bench harness end to end (shared YouTube data and a generated labelled folder) and the
+reference baselines `random` and `loudness`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avhighlights.errors import ConfigError
+from avhighlights.models import baselines  # noqa: F401  (registers `random` and `loudness`)
+from avhighlights.models.base import METHODS, HighlightMethod, Sample, create_method
+from avhighlights.pipeline.evaluation.bench import (
+    add_bench_arguments,
+    bench_main,
+    parse_overrides,
+    run_bench,
+    seed_list,
+)
+from avhighlights.pipeline.evaluation.folder_data import FolderDataset
+from avhighlights.pipeline.timebase import FeatureTrack, Spans
+
+
+def test_seed_list_takes_the_fixed_seeds_first():
+    assert seed_list(3) == [42, 123, 456]
+    assert seed_list(7) == [42, 123, 456, 777, 999, 1005, 1006]
+    with pytest.raises(ConfigError):
+        seed_list(0)
+
+
+def test_random_baseline_is_deterministic_per_seed_and_video():
+    method = create_method("random", {}, {"seed": 42})
+    sample = Sample("vid", {}, 1.0, meta={"n_steps": 6})
+    first = method.predict(sample)
+    assert first.shape == (6,) and np.array_equal(first, method.predict(sample))
+    assert not np.array_equal(first, method.predict(Sample("other", {}, 1.0, meta={"n_steps": 6})))
+    assert not np.array_equal(first, create_method("random", {}, {"seed": 7}).predict(sample))
+
+
+def _loudness_features(n: int, loud_step: int) -> np.ndarray:
+    feats = np.zeros((n, 3), dtype=np.float32)  # [rms_dbfs, peak_dbfs, spectral_flux]
+    feats[:, 0], feats[:, 1] = -30.0, -20.0
+    feats[loud_step] = [-5.0, -1.0, 1.0]
+    return feats
+
+
+def test_loudness_baseline_by_hand():
+    method = create_method("loudness", {"loudness": 3})
+    scores = method.predict(Sample("v", {"loudness": _loudness_features(20, 11)}, 1.0))
+    # one spike among 20 values z-scores to sqrt(19), the rest to -1/sqrt(19); flux adds 0.5 * sqrt(19)
+    expected = np.full(20, -1 / np.sqrt(19))
+    expected[11] = 1.5 * np.sqrt(19)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+    steady = np.tile([[-5.0, -1.0, 0.0]], (10, 1)).astype(np.float32)
+    assert np.all(method.predict(Sample("v", {"loudness": steady}, 1.0)) == 0)
+    with pytest.raises(ConfigError, match="dim 1"):
+        create_method("loudness", {"loudness": 1})
+
+
+def test_bench_youtube_random_writes_reproducible_results(data_root: Path, tmp_path: Path):
+    result = run_bench(data_root, "youtube_highlights", "random", 2, domains=["dog", "parkour"], out_dir=tmp_path)
+    again = run_bench(data_root, "youtube_highlights", "random", 2, domains=["dog", "parkour"],
+                      out_dir=tmp_path / "again")
+    assert result.per_seed == again.per_seed and result.seeds == [42, 123]
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["config"]["protocol"] == "per_domain" and data["config"]["feature_sources"]["visual"]["dim"] == 2048
+    assert [s["name"] for s in data["splits"]["42"]] == ["dog", "parkour"]
+    assert len(data["splits"]["42"][0]["test"]) == 17 and data["extra"]["unavailable_ids"]["dog"]
+    per_seed_means = [np.mean([runs[g]["map"] for g in runs]) for runs in result.per_seed.values()]
+    assert data["summary"]["overall"]["map"]["mean"] == pytest.approx(np.mean(per_seed_means))
+    assert data["summary"]["overall"]["map"]["std"] == pytest.approx(np.std(per_seed_means))
+    table = (tmp_path / "results.md").read_text()
+    assert "mAP (YouTube, AP-trap all clips)" in table and "| dog |" in table and "±" in table
+
+
+@dataclass(frozen=True)
+class _ProbeConfig:
+    scale: float = 1.0
+
+
+class _ProbeBase(HighlightMethod):
+    """A real (tiny) trainable method: score = features . (mean training feature); it logs what
+    `fit` was given so the test can check label stripping."""
+
+    Config = _ProbeConfig
+    roles = ("visual",)
+    fit_log: list = []
+
+    def fit(self, train, val=None, seed=0, progress=None):
+        type(self).fit_log.append([(s.labels is not None, sorted(s.meta)) for s in train])
+        self.weights = np.mean([s.features["visual"].mean(axis=0) for s in train], axis=0)  # (D,)
+        return {"n_train": len(train)}
+
+    def predict(self, sample: Sample) -> np.ndarray:
+        assert sample.labels is None  # bench never shows test labels to predict
+        return self.config.scale * sample.features["visual"] @ self.weights
+
+
+@METHODS.register("test_bench_unsupervised_probe")
+class _UnsupervisedProbe(_ProbeBase):
+    supervised = False
+    fit_log: list = []
+
+
+@METHODS.register("test_bench_supervised_probe")
+class _SupervisedProbe(_ProbeBase):
+    supervised = True
+    fit_log: list = []
+
+
+def _folder(tmp_path: Path) -> FolderDataset:
+    rng = np.random.default_rng(0)
+    tmp_path.mkdir()
+    for i in range(4):
+        (tmp_path / f"v{i}.mp4").write_bytes(b"")
+        (tmp_path / f"v{i}.labels.json").write_text(json.dumps({"scores": rng.random(12).round(3).tolist()}))
+    (tmp_path / "splits.json").write_text(json.dumps({"train": ["v0", "v1"], "val": ["v2"], "test": ["v2", "v3"]}))
+
+    def features_for(video: Path) -> dict[str, FeatureTrack]:
+        values = np.random.default_rng(int(video.stem[1:])).normal(size=(24, 4)).astype(np.float32)
+        return {"visual": FeatureTrack(values, Spans.regular(24, 0.5))}
+
+    return FolderDataset(tmp_path, features_for)
+
+
+def test_bench_strips_labels_for_unsupervised_methods_only(tmp_path: Path):
+    ds = _folder(tmp_path / "videos")
+    unsup = run_bench(tmp_path, ds, "test_bench_unsupervised_probe", 1, out_dir=tmp_path / "u")
+    run_bench(tmp_path, ds, "test_bench_supervised_probe", 1, out_dir=tmp_path / "s",
+              method_overrides={"scale": 2.0})
+    assert _UnsupervisedProbe.fit_log[-1] == [(False, ["duration_s", "n_steps", "path"])] * 2
+    assert all(has_labels for has_labels, _ in _SupervisedProbe.fit_log[-1])
+    metrics = unsup.per_seed[42]["splits.json"]
+    assert set(metrics) == {"f1_top50", "map50", "map15", "rho", "tau"} and 0 <= metrics["f1_top50"] <= 1
+    assert json.loads((tmp_path / "s" / "result.json").read_text())["config"]["method_overrides"] == {"scale": 2.0}
+
+
+def test_bench_refuses_mismatched_protocol_and_missing_roles(tmp_path: Path, data_root: Path):
+    with pytest.raises(ConfigError, match="is for dataset 'tvsum'"):
+        run_bench(data_root, "youtube_highlights", "random", 1, protocol="umt_top5", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="reads roles \\['loudness'\\]"):
+        run_bench(data_root, "youtube_highlights", "loudness", 1, domains=["parkour"], out_dir=tmp_path)
+
+
+def test_bench_cli_arguments(tmp_path: Path, data_root: Path, capsys):
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(["--data-root", str(data_root), "--dataset", "youtube_highlights", "--method",
+                              "random", "--seeds", "1", "--domains", "skating", "--out", str(tmp_path),
+                              "--progress", "none"])
+    assert bench_main(args) == 0
+    assert "skating" in capsys.readouterr().out and (tmp_path / "results.md").is_file()
+    assert parse_overrides(["lr=1e-4", "name=x", "dims=[1, 2]"]) == {"lr": 1e-4, "name": "x", "dims": [1, 2]}
+    with pytest.raises(ConfigError):
+        parse_overrides(["novalue"])
+
+
+def _write_mrhisum(root: Path, n_videos: int) -> None:
+    """A small `mr_hisum.h5` with the official per-video keys, plus metadata.csv and the split."""
+    import h5py
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    ids = [f"video_{i}" for i in range(n_videos)]
+    with h5py.File(root / "mr_hisum.h5", "w") as h5:
+        for vid in ids:
+            n = int(rng.integers(20, 40))
+            group = h5.create_group(vid)
+            group["features"] = rng.normal(size=(n, 1024)).astype(np.float32)
+            group["gtscore"] = rng.random(n).astype(np.float32)
+            cuts = np.r_[0, np.sort(rng.choice(np.arange(1, n), 3, replace=False)), n]
+            group["change_points"] = np.stack([cuts[:-1], cuts[1:] - 1], axis=1)
+            group["gt_summary"] = (rng.random(n) < 0.15).astype(np.float32)
+    (root / "metadata.csv").write_text("video_id,youtube_id\n" + "".join(f"{v},yt{v}\n" for v in ids))
+    split = {"train_keys": ids[:2], "val_keys": ids[2:3], "test_keys": ids[3:]}
+    (root / "mr_hisum_split.json").write_text(json.dumps(split))
+
+
+def test_bench_mrhisum_official_on_a_generated_h5(tmp_path: Path):
+    _write_mrhisum(tmp_path / "mrhisum", 6)
+    result = run_bench(tmp_path, "mrhisum", "random", 2, out_dir=tmp_path / "out")
+    assert result.config["protocol"] == "mrhisum_official" and result.splits["42"][0]["test"] == [
+        "video_3", "video_4", "video_5"]
+    for runs in result.per_seed.values():
+        assert set(runs["official"]) == {"f1_knapsack15", "map50", "map15"}
+        assert all(0 <= v <= 1 for v in runs["official"].values())
+    assert "F1 knapsack-15 % (Mr.HiSum)" in (tmp_path / "out" / "results.md").read_text()
