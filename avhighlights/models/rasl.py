@@ -1,0 +1,193 @@
+"""RASL as a method (spec §4): unsupervised pretraining on unlabelled windows, then visual-branch
+inference. Feature-level variant: the paper encodes 5-fps frames with Swin and audio with
+Mockingjay; here any bound visual/audio features are used (default binding Swin + PANNs CNN14:
+Mockingjay weights are not available), and the audio feature axis is linearly interpolated to
+the visual width d_v as the paper does. On the shared UMT features a step is a 2-s clip (TVSum)
+or a dataset clip (YouTube), so the window length `window_steps` is configurable (paper: 150).
+
+Windows: training uses consecutive non-overlapping windows of N steps (a final partial window
+is taken as the last N steps); videos shorter than N are looped, then cropped to N. Inference
+splits a video into consecutive N-step chunks, loops each short chunk to N, keeps the scores of
+its real steps, concatenates and min-max normalises per video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from avhighlights.models.base import METHODS, ProgressFn, Sample
+from avhighlights.models.rasl_losses import (
+    kpoint_loss,
+    logit_scale,
+    random_step_mask,
+    reconstruction_l1,
+    scl_loss,
+)
+from avhighlights.models.rasl_net import RASLNet
+from avhighlights.models.torch_method import Batch, TorchMethod, minibatches, set_seed
+
+MODALITIES = ("visual", "audio")
+
+
+@dataclass(frozen=True)
+class RASLConfig:
+    window_steps: int = 150  # N (paper: 30 s at 5 fps)
+    k: int = 10  # k-point contrast
+    lr: float = 1e-3  # RMSprop
+    batch_size: int = 8
+    epochs: int = 10  # unspecified in the paper
+    mask_ratio: float = 0.5  # auxiliary masked reconstruction
+    gamma_init: float = 3.1
+    gamma_mode: str = "exp"  # SCL logit scale exp(Gamma) or "multiplier" (Gamma itself)
+    contrast: bool = True  # False: the "without contrast" ablation of the k-point loss
+    attn_bias: bool = True
+
+
+def loop_to_length(values: np.ndarray, n_steps: int) -> np.ndarray:
+    """Repeat rows (T, D) cyclically, then crop to (n_steps, D)."""
+    return values[np.arange(n_steps) % len(values)]
+
+
+def training_starts(n_total: int, n_steps: int) -> list[int]:
+    """Starts of consecutive windows; a partial tail becomes the last n_steps (none if T <= N)."""
+    if n_total <= n_steps:
+        return [0]
+    starts = list(range(0, n_total - n_steps + 1, n_steps))
+    return starts + ([n_total - n_steps] if starts[-1] + n_steps < n_total else [])
+
+
+def window(values: np.ndarray, start: int, n_steps: int) -> np.ndarray:
+    """Rows [start, start + N), looped when fewer remain."""
+    return loop_to_length(values[start:start + n_steps], n_steps)
+
+
+def inference_chunks(n_total: int, n_steps: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) chunks of at most n_steps covering 0..T."""
+    return [(s, min(s + n_steps, n_total)) for s in range(0, n_total, n_steps)]
+
+
+def min_max(scores: np.ndarray) -> np.ndarray:
+    """(x - min) / (max - min); all zeros for a constant input."""
+    span = float(scores.max() - scores.min())
+    return np.zeros_like(scores) if span < 1e-12 else (scores - scores.min()) / span
+
+
+def match_width(audio: torch.Tensor, width: int) -> torch.Tensor:
+    """Linear interpolation of the feature axis (B, N, Da) -> (B, N, width)."""
+    if audio.shape[-1] == width:
+        return audio
+    flat = audio.reshape(-1, 1, audio.shape[-1])  # (B*N, 1, Da)
+    return F.interpolate(flat, size=width, mode="linear", align_corners=True).reshape(*audio.shape[:2], width)
+
+
+@METHODS.register("rasl")
+class RASLMethod(TorchMethod):
+    """RASL (module docstring). `fit` pretrains on unlabelled windows; `predict` gives min-max s^v."""
+
+    Config = RASLConfig
+    roles = MODALITIES
+    supervised = False
+    default_binding = {"visual": "swin", "audio": "panns_cnn14_16k"}
+
+    def build_module(self) -> nn.Module:
+        cfg = self.config
+        return RASLNet(self.feature_dims["visual"], cfg.window_steps, cfg.k, cfg.gamma_init, cfg.attn_bias)
+
+    def training_windows(self, train: Sequence[Sample]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(visual (N, Dv), audio (N, Da)) windows of every training video."""
+        n = self.config.window_steps
+        out = []
+        for sample in train:
+            v, a = (np.asarray(sample.features[m], dtype=np.float32) for m in MODALITIES)
+            out += [(window(v, s, n), window(a, s, n)) for s in training_starts(len(v), n)]
+        return out
+
+    def losses(self, rho_v: torch.Tensor, rho_a: torch.Tensor, keep: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every term of Eq. 11 for windows (B, N, d); `keep` (B, N) marks unmasked steps."""
+        net, cfg = self.module, self.config
+        terms, codes = {}, {}
+        for name, rho in (("visual", rho_v), ("audio", rho_a)):
+            branch = net.branches[name]
+            out = branch(rho)
+            codes[name] = out["r"]
+            terms[f"{name}_e"] = reconstruction_l1(rho, branch.decode(out["s"], out["r"]))
+            terms[f"{name}_r"] = kpoint_loss(out["s"], out["z"], net.projections[name], net.k, cfg.contrast)
+            masked_code = branch.encode(rho * keep.unsqueeze(-1).to(rho.dtype))  # (B, N, c)
+            terms[f"{name}_au"] = reconstruction_l1(rho, branch.decode(out["s"], masked_code))
+        terms["scl"] = scl_loss(codes["audio"], codes["visual"], net.gamma, cfg.gamma_mode)
+        return terms
+
+    def fit(self, train: Sequence[Sample], val: Sequence[Sample] | None = None, seed: int = 0,
+            progress: ProgressFn | None = None) -> dict[str, Any]:
+        """Pretrain on windows of `train` (labels never read; `val` unused). Returns the loss history."""
+        set_seed(seed)
+        rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+        windows = self.training_windows(train)
+        optimiser = torch.optim.RMSprop(self.module.parameters(), lr=self.config.lr)
+        history = []
+        for epoch in range(self.config.epochs):
+            history.append(self._train_epoch(windows, optimiser, rng, generator))
+            if progress:
+                progress(f"epoch {epoch + 1}/{self.config.epochs} loss {history[-1]['total']:.4f}",
+                         (epoch + 1) / self.config.epochs)
+        return {"windows": len(windows), "history": history, "parameters": self.parameter_count(),
+                "final_logit_scale": float(logit_scale(self.module.gamma.detach(), self.config.gamma_mode))}
+
+    def _train_epoch(self, windows: list, optimiser: torch.optim.Optimizer, rng: np.random.Generator,
+                     generator: torch.Generator) -> dict[str, float]:
+        self.module.train()
+        sums: dict[str, float] = {}
+        batches = 0
+        for chunk in minibatches(windows, self.config.batch_size, rng):
+            rho_v = torch.from_numpy(np.stack([v for v, _ in chunk])).to(self.device)  # (B, N, Dv)
+            rho_a = match_width(torch.from_numpy(np.stack([a for _, a in chunk])).to(self.device), rho_v.shape[-1])
+            keep = random_step_mask(len(chunk), rho_v.shape[1], self.config.mask_ratio, generator).to(self.device)
+            terms = self.losses(rho_v, rho_a, keep)
+            total = sum(terms.values())
+            optimiser.zero_grad()
+            total.backward()
+            optimiser.step()
+            for key, value in {**terms, "total": total}.items():
+                sums[key] = sums.get(key, 0.0) + float(value.detach())
+            batches += 1
+        return {key: value / max(batches, 1) for key, value in sums.items()}
+
+    def forward_scores(self, batch: Batch) -> torch.Tensor:
+        """Min-max normalised windowed s^v per video (B, T); padded steps are 0."""
+        scores = torch.zeros(batch.mask.shape)
+        for i, length in enumerate(batch.lengths.tolist()):
+            visual = batch.features["visual"][i, :length].cpu().numpy()
+            scores[i, :length] = torch.from_numpy(self.video_scores(visual))
+        return scores
+
+    @torch.no_grad()
+    def video_scores(self, visual: np.ndarray) -> np.ndarray:
+        """Visual-branch scores of one video (T, Dv) -> (T,) in [0, 1]."""
+        self.module.eval()
+        n = self.config.window_steps
+        chunks = inference_chunks(len(visual), n)
+        windows = torch.from_numpy(np.stack([loop_to_length(visual[s:e], n) for s, e in chunks]))  # (W, N, Dv)
+        s = self.module.visual_scores(windows.float().to(self.device)).cpu().numpy()  # (W, N)
+        raw = np.concatenate([s[w, : e - start] for w, (start, e) in enumerate(chunks)])
+        return min_max(raw.astype(np.float64))
+
+
+def complexity(dim: int = 1024, n_steps: int = 150, k: int = 10) -> dict[str, float]:
+    """Parameters (all, visual branch) and multiply-accumulates of one visual inference window."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = RASLNet(dim, n_steps, k)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net.visual_scores(torch.zeros(1, n_steps, dim))
+    branch = sum(p.numel() for p in net.branches["visual"].parameters())
+    return {"parameters": float(sum(p.numel() for p in net.parameters())), "visual_branch_parameters": float(branch),
+            "gmacs_per_window": counter.get_total_flops() / 2e9, "gflops_per_window": counter.get_total_flops() / 1e9}
+

@@ -1,0 +1,110 @@
+"""RASL network (Li, Sun, Xiao, TIP 2024; spec §4): per modality a single-head self-attention with
+residual, a time-preserving convolutional autoencoder over the feature axis (the N time steps of
+a window are the conv channels, depthwise, so every step keeps its own code r_i), a conv psi and a
+bias-free FC giving the activation s_i, plus the rank-indexed projections of the k-point loss and
+the learnable SCL scale Gamma.
+
+Autoencoder default (spec's [I] recommendation): 3 depthwise Conv1d over the feature axis,
+kernel 3, stride 2, padding 1 (d -> d/2 -> d/4 -> d/8), ReLU after each; decoder: the mirror
+ConvTranspose1d (output_padding 1), ReLU after each (the paper's "each followed by ReLU").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from avhighlights.errors import ConfigError
+
+AE_LAYERS = 3
+
+
+class SingleHeadSelfAttention(nn.Module):
+    """rho_bar = rho + softmax(Q K^T / sqrt(d)) V W^O with W^Q, W^K, W^V, W^O in R^{d x d} (Eqs. 1-2)."""
+
+    def __init__(self, dim: int, bias: bool = True):
+        super().__init__()
+        self.query, self.key, self.value, self.out = (nn.Linear(dim, dim, bias=bias) for _ in range(4))
+        self.scale = 1.0 / math.sqrt(dim)
+
+    def forward(self, rho: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(self.query(rho) @ self.key(rho).transpose(1, 2) * self.scale, dim=-1)  # (B, N, N)
+        return rho + self.out(weights @ self.value(rho))  # (B, N, d)
+
+
+def _encoder(n_steps: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(AE_LAYERS):
+        layers += [nn.Conv1d(n_steps, n_steps, 3, stride=2, padding=1, groups=n_steps), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _decoder(n_steps: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(AE_LAYERS):
+        layers += [nn.ConvTranspose1d(n_steps, n_steps, 3, stride=2, padding=1, output_padding=1, groups=n_steps),
+                   nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class RASLBranch(nn.Module):
+    """One modality: self-attention F, encoder E, decoder D, psi and the score FC (no bias)."""
+
+    def __init__(self, dim: int, n_steps: int, attn_bias: bool = True):
+        super().__init__()
+        if dim % (2**AE_LAYERS):
+            raise ConfigError(f"rasl: feature width {dim} must be divisible by {2**AE_LAYERS} (3 stride-2 convs)")
+        self.code_dim = dim // 2**AE_LAYERS
+        self.attention = SingleHeadSelfAttention(dim, attn_bias)
+        self.encoder, self.decoder = _encoder(n_steps), _decoder(n_steps)
+        self.psi = nn.Conv1d(n_steps, n_steps, 3, padding=1, groups=n_steps)
+        self.score = nn.Linear(self.code_dim, 1, bias=False)
+
+    def encode(self, rho: torch.Tensor) -> torch.Tensor:
+        """r = E(F(rho)): (B, N, d) -> (B, N, d / 8)."""
+        return self.encoder(self.attention(rho))
+
+    def activations(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """z = psi(r) (B, N, c) and s = FC(z) (B, N)."""
+        z = self.psi(r)
+        return z, self.score(z).squeeze(-1)
+
+    def decode(self, s: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """D(s * r): (B, N), (B, N, c) -> (B, N, d)."""
+        return self.decoder(s.unsqueeze(-1) * r)
+
+    def forward(self, rho: torch.Tensor) -> dict[str, torch.Tensor]:
+        r = self.encode(rho)
+        z, s = self.activations(r)
+        return {"r": r, "z": z, "s": s}
+
+
+class RankProjections(nn.Module):
+    """Per-rank projections W_hat_i, W_check_i (k, c, c) and the LayerNorm of the k-point loss."""
+
+    def __init__(self, code_dim: int, k: int):
+        super().__init__()
+        eye = torch.eye(code_dim).expand(k, code_dim, code_dim)
+        self.top = nn.Parameter(eye.clone())  # (k, c, c)
+        self.bottom = nn.Parameter(eye.clone())  # (k, c, c)
+        self.norm = nn.LayerNorm(code_dim)
+
+
+class RASLNet(nn.Module):
+    """Both branches, the k-point projections per branch and Gamma (init 3.1)."""
+
+    def __init__(self, dim: int, n_steps: int, k: int = 10, gamma_init: float = 3.1, attn_bias: bool = True):
+        super().__init__()
+        if not 1 <= k <= n_steps // 2:
+            raise ConfigError(f"rasl: k must be in 1..{n_steps // 2} for windows of {n_steps} steps, got {k}")
+        self.branches = nn.ModuleDict({m: RASLBranch(dim, n_steps, attn_bias) for m in ("visual", "audio")})
+        code_dim = self.branches["visual"].code_dim
+        self.projections = nn.ModuleDict({m: RankProjections(code_dim, k) for m in ("visual", "audio")})
+        self.gamma = nn.Parameter(torch.tensor(float(gamma_init)))
+        self.k = k
+
+    def visual_scores(self, rho_v: torch.Tensor) -> torch.Tensor:
+        """Inference graph: s^v (B, N) from visual windows (B, N, d)."""
+        return self.branches["visual"](rho_v)["s"]
