@@ -13,7 +13,7 @@ its real steps, concatenates and min-max normalises per video.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,7 @@ class RASLConfig:
     gamma_mode: str = "exp"  # SCL logit scale exp(Gamma) or "multiplier" (Gamma itself)
     contrast: bool = True  # False: the "without contrast" ablation of the k-point loss
     attn_bias: bool = True
+    per_step_kernels: bool = True  # spec default; False shares each conv kernel over the window's steps
 
 
 def loop_to_length(values: np.ndarray, n_steps: int) -> np.ndarray:
@@ -98,7 +99,8 @@ class RASLMethod(TorchMethod):
 
     def build_module(self) -> nn.Module:
         cfg = self.config
-        return RASLNet(self.feature_dims["visual"], cfg.window_steps, cfg.k, cfg.gamma_init, cfg.attn_bias)
+        return RASLNet(self.feature_dims["visual"], cfg.window_steps, cfg.k, cfg.gamma_init, cfg.attn_bias,
+                       cfg.per_step_kernels)
 
     def training_windows(self, train: Sequence[Sample]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(visual (N, Dv), audio (N, Da)) windows of every training video."""

@@ -7,6 +7,8 @@ the learnable SCL scale Gamma.
 Autoencoder default (spec's [I] recommendation): 3 depthwise Conv1d over the feature axis,
 kernel 3, stride 2, padding 1 (d -> d/2 -> d/4 -> d/8), ReLU after each; decoder: the mirror
 ConvTranspose1d (output_padding 1), ReLU after each (the paper's "each followed by ReLU").
+With `per_step_kernels=False` every conv is one kernel shared by all steps (still time-preserving):
+per-step kernels and biases make s depend on the position inside the window, not only on content.
 """
 
 from __future__ import annotations
@@ -34,32 +36,54 @@ class SingleHeadSelfAttention(nn.Module):
         return rho + self.out(weights @ self.value(rho))  # (B, N, d)
 
 
-def _encoder(n_steps: int) -> nn.Sequential:
+class SharedStepConv(nn.Module):
+    """A one-channel conv over the feature axis shared by every time step: (B, N, L) -> (B, N, L')."""
+
+    def __init__(self, conv: nn.Module):
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x.reshape(-1, 1, x.shape[-1]))  # (B*N, 1, L')
+        return out.reshape(*x.shape[:2], out.shape[-1])
+
+
+def _axis_conv(n_steps: int, per_step: bool, transpose: bool = False, stride: int = 2) -> nn.Module:
+    """Kernel 3 conv over the feature axis: depthwise with the N steps as channels (`per_step`,
+    each step position has its own kernel) or one kernel shared by all steps."""
+    channels = n_steps if per_step else 1
+    if transpose:
+        conv = nn.ConvTranspose1d(channels, channels, 3, stride=2, padding=1, output_padding=1, groups=channels)
+    else:
+        conv = nn.Conv1d(channels, channels, 3, stride=stride, padding=1, groups=channels)
+    return conv if per_step else SharedStepConv(conv)
+
+
+def _encoder(n_steps: int, per_step: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
     for _ in range(AE_LAYERS):
-        layers += [nn.Conv1d(n_steps, n_steps, 3, stride=2, padding=1, groups=n_steps), nn.ReLU()]
+        layers += [_axis_conv(n_steps, per_step), nn.ReLU()]
     return nn.Sequential(*layers)
 
 
-def _decoder(n_steps: int) -> nn.Sequential:
+def _decoder(n_steps: int, per_step: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
     for _ in range(AE_LAYERS):
-        layers += [nn.ConvTranspose1d(n_steps, n_steps, 3, stride=2, padding=1, output_padding=1, groups=n_steps),
-                   nn.ReLU()]
+        layers += [_axis_conv(n_steps, per_step, transpose=True), nn.ReLU()]
     return nn.Sequential(*layers)
 
 
 class RASLBranch(nn.Module):
     """One modality: self-attention F, encoder E, decoder D, psi and the score FC (no bias)."""
 
-    def __init__(self, dim: int, n_steps: int, attn_bias: bool = True):
+    def __init__(self, dim: int, n_steps: int, attn_bias: bool = True, per_step_kernels: bool = True):
         super().__init__()
         if dim % (2**AE_LAYERS):
             raise ConfigError(f"rasl: feature width {dim} must be divisible by {2**AE_LAYERS} (3 stride-2 convs)")
         self.code_dim = dim // 2**AE_LAYERS
         self.attention = SingleHeadSelfAttention(dim, attn_bias)
-        self.encoder, self.decoder = _encoder(n_steps), _decoder(n_steps)
-        self.psi = nn.Conv1d(n_steps, n_steps, 3, padding=1, groups=n_steps)
+        self.encoder, self.decoder = _encoder(n_steps, per_step_kernels), _decoder(n_steps, per_step_kernels)
+        self.psi = _axis_conv(n_steps, per_step_kernels, stride=1)
         self.score = nn.Linear(self.code_dim, 1, bias=False)
 
     def encode(self, rho: torch.Tensor) -> torch.Tensor:
@@ -95,11 +119,13 @@ class RankProjections(nn.Module):
 class RASLNet(nn.Module):
     """Both branches, the k-point projections per branch and Gamma (init 3.1)."""
 
-    def __init__(self, dim: int, n_steps: int, k: int = 10, gamma_init: float = 3.1, attn_bias: bool = True):
+    def __init__(self, dim: int, n_steps: int, k: int = 10, gamma_init: float = 3.1, attn_bias: bool = True,
+                 per_step_kernels: bool = True):
         super().__init__()
         if not 1 <= k <= n_steps // 2:
             raise ConfigError(f"rasl: k must be in 1..{n_steps // 2} for windows of {n_steps} steps, got {k}")
-        self.branches = nn.ModuleDict({m: RASLBranch(dim, n_steps, attn_bias) for m in ("visual", "audio")})
+        self.branches = nn.ModuleDict({m: RASLBranch(dim, n_steps, attn_bias, per_step_kernels)
+                                       for m in ("visual", "audio")})
         code_dim = self.branches["visual"].code_dim
         self.projections = nn.ModuleDict({m: RankProjections(code_dim, k) for m in ("visual", "audio")})
         self.gamma = nn.Parameter(torch.tensor(float(gamma_init)))

@@ -121,8 +121,8 @@ class RecurrenceMethod(JointVAMethod):
         means_v, means_a = category_means(visual, categories, norm), category_means(audio, categories, norm)
         descriptors = unit_rows(np.stack([video_descriptor(v, a) for v, a in zip(visual, audio, strict=True)]))
         centroids = np.stack([descriptors[categories == c].mean(axis=0) for c in cats])  # (K, Dv + Da)
-        arrays = {"mean_visual": np.stack([means_v[c] for c in cats]), "mean_audio": np.stack([means_a[c] for c in cats]),
-                  "centroids": centroids}
+        arrays = {"mean_visual": np.stack([means_v[c] for c in cats]),
+                  "mean_audio": np.stack([means_a[c] for c in cats]), "centroids": centroids}
         self.pseudo_state = {PSEUDO_PREFIX + k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items()}
 
     def fit(self, train: Sequence[Sample], val: Sequence[Sample] | None = None, seed: int = 0,
