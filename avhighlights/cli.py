@@ -102,6 +102,42 @@ def _build_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=bench_main)
 
 
+def _build_store(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("store", help="inspect and maintain the feature store",
+                       description="List, verify or prune the content-addressed feature store.")
+    p.add_argument("action", choices=("list", "verify", "prune"))
+    p.add_argument("--store", default=None, help="store folder or fsspec URL (default: $AVH_FEATURE_STORE or "
+                                                 "~/.cache/avhighlights/features)")
+    p.add_argument("--remove-corrupt", action="store_true", help="verify: delete corrupt entries")
+    p.add_argument("--older-than-days", type=float, default=None, help="prune: only entries older than this")
+    p.add_argument("--extractor", default=None, help="prune: only entries of this extractor")
+    p.add_argument("--dry-run", action="store_true", help="prune: list what would be removed")
+    p.set_defaults(handler=_cmd_store)
+
+
+def _cmd_store(args: argparse.Namespace) -> int:
+    from avhighlights.extractors.store import FeatureStore
+
+    store = FeatureStore(args.store)
+    if args.action == "list":
+        for entry in store.entries():
+            ident = entry.manifest.get("identity", {})
+            print(f"{entry.key[:16]}  {ident.get('extractor', '?'):18s} v{ident.get('version', '?'):3s} "
+                  f"video {entry.manifest.get('video_sha256', '?')[:12]}  shape {entry.manifest.get('shape')}  "
+                  f"{entry.size_bytes / 1e6:.2f} MB")
+        return 0
+    if args.action == "verify":
+        report = store.verify(remove_corrupt=args.remove_corrupt)
+        for line in report.corrupt:
+            print(f"corrupt: {line}")
+        print(f"checked {report.checked} entries, {len(report.corrupt)} corrupt, {len(report.removed)} removed")
+        return 6 if report.corrupt and not args.remove_corrupt else 0
+    older = None if args.older_than_days is None else args.older_than_days * 86400
+    keys = store.prune(older_than_s=older, extractor=args.extractor, dry_run=args.dry_run)
+    print(f"{'would remove' if args.dry_run else 'removed'} {len(keys)} entries")
+    return 0
+
+
 def _build_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on a generated sample video (no network, no files)",
                        description="Generate a 40-s sample video with scene changes and loud audio events at known "
@@ -219,7 +255,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, Progress(args.progress))
 
 
-_SUBCOMMAND_BUILDERS = [_build_info, _build_score, _build_render, _build_bench, _build_listing, _build_demo]
+_SUBCOMMAND_BUILDERS = [_build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo]
 
 
 def register_subcommand(builder) -> None:

@@ -207,3 +207,16 @@ def test_loudness_rows_cover_their_own_second(synthetic_video: Path):
     loud = {3, 4, 11, 12, 16, 17}  # bursts at 3.0-4.5, 11.0-12.5, 16.0-17.5 s
     quiet = [i for i in range(20) if i not in loud]
     assert rms[sorted(loud)].min() > rms[quiet].max() + 10.0  # dB
+
+
+def test_store_cli_lists_verifies_and_prunes(tmp_path: Path, capsys):
+    from avhighlights.cli import main
+
+    store = FeatureStore(tmp_path)
+    store.put("c" * 64, _track(), {"extractor": "x", "version": "1"}, "v" * 64)
+    assert main(["store", "list", "--store", str(tmp_path)]) == 0
+    assert "cccccccccccccccc" in capsys.readouterr().out
+    (tmp_path / "cc" / ("c" * 64) / "features.npy").write_bytes(b"junk")
+    assert main(["store", "verify", "--store", str(tmp_path)]) == 6
+    assert main(["store", "verify", "--store", str(tmp_path), "--remove-corrupt"]) == 0
+    assert list(store.keys()) == []
