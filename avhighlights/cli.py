@@ -255,7 +255,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, Progress(args.progress))
 
 
-_SUBCOMMAND_BUILDERS = [_build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo]
+_SUBCOMMAND_BUILDERS = [
+    _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo,
+]
 
 
 def register_subcommand(builder) -> None:
