@@ -212,10 +212,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _report_result(result, progress: Progress) -> None:
-    progress.event("result", video=str(result.video), out_dir=str(result.out_dir), clips=len(result.clip_paths),
-                   selected_s=round(result.selected_s, 3))
+    progress.event("result", video=str(result.video), out_dir=str(result.out_dir), clips=result.n_clips,
+                   clip_files=[str(p) for p in result.clip_paths], selected_s=round(result.selected_s, 3))
     if progress.mode != "json":
-        summary = f"{len(result.clip_paths)} clips ({result.selected_s:.1f} s selected)"
+        summary = f"{result.n_clips} clips ({result.selected_s:.1f} s selected)"
         print(f"{result.video}: {summary} -> {result.out_dir}")
 
 

@@ -39,6 +39,7 @@ class RunResult:
     clip_paths: list[Path]
     reel_path: Path | None
     selected_s: float
+    n_clips: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -112,4 +113,4 @@ def render_results(results_json: str | Path, out_dir: str | Path | None = None, 
 def _result(report: RenderReport) -> RunResult:
     selected_s = sum(c.duration_s for c in report.doc.clips)
     return RunResult(report.doc.video.path, report.out_dir, report.results_json, list(report.clip_paths),
-                     report.reel_path, selected_s, {"render_s": report.elapsed_s})
+                     report.reel_path, selected_s, len(report.doc.clips), {"render_s": report.elapsed_s})

@@ -26,7 +26,14 @@ from avhighlights import __version__
 from avhighlights.atomic import write_json, write_text
 from avhighlights.errors import ConfigError
 from avhighlights.models.base import METHODS, HighlightMethod, ProgressFn, Sample, create_method
-from avhighlights.pipeline.evaluation import folder_data, mrhisum_data, tvsum_data, youtube_data  # noqa: F401
+from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
+    folder_data,
+    mrhisum_data,
+    protocol_cross_dataset,
+    protocol_random_split,
+    tvsum_data,
+    youtube_data,
+)
 from avhighlights.pipeline.evaluation.datasets import DATASETS, Dataset, Split
 from avhighlights.pipeline.evaluation.protocols import PROTOCOLS, BenchProtocol
 from avhighlights.pipeline.evaluation.report import markdown_report, summarise
