@@ -27,7 +27,7 @@ from avhighlights.models.attention import DecoderLayer, FeedForward, ValueResidu
 from avhighlights.models.base import METHODS, ProgressFn, Sample
 from avhighlights.models.hpcl_losses import balanced_segment_indices, dense_supcon_loss, hard_pair_ranking_loss
 from avhighlights.models.joint_va import MODALITIES, binarise_labels, check_modalities, required_labels, validation_ap
-from avhighlights.models.torch_method import Batch, BestTracker, TorchMethod, collate, minibatches, set_seed
+from avhighlights.models.torch_method import Batch, TorchMethod, collate, minibatches, run_epochs, set_seed
 
 MemoryFn = Callable[[str, dict[str, torch.Tensor], torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -220,17 +220,10 @@ class HPCLMethod(TorchMethod):
         rng = np.random.default_rng(seed)
         pairs = [(s, binarise_labels(required_labels(s, self.name))) for s in train] * self.config.draws_per_video
         optimiser = torch.optim.Adam(self.module.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-        tracker, history = BestTracker(), []
-        for epoch in range(self.config.epochs):
-            history.append(self._train_epoch(pairs, optimiser, rng))
-            if val:
-                tracker.update(validation_ap(self, val), epoch, self.module)
-            if progress:
-                progress(f"epoch {epoch + 1}/{self.config.epochs} loss {history[-1]['total']:.4f}",
-                         (epoch + 1) / self.config.epochs)
-        tracker.restore(self.module)
-        return {"train_loss": history, "best_epoch": tracker.best_epoch,
-                "best_val_ap": tracker.best_score if val else None, "parameters": self.parameter_count()}
+        report = run_epochs(self.module, self.config.epochs, lambda _: self._train_epoch(pairs, optimiser, rng),
+                            (lambda: validation_ap(self, val)) if val else None, progress)
+        return {"train_loss": report.history, "best_epoch": report.best_epoch,
+                "best_val_ap": report.best_val, "parameters": self.parameter_count()}
 
     def _train_epoch(self, pairs: list[tuple[Sample, np.ndarray]], optimiser: torch.optim.Optimizer,
                      rng: np.random.Generator) -> dict[str, float]:

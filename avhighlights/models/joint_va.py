@@ -24,11 +24,11 @@ from avhighlights.models.attention import CrossAttentionBlock, zero_padded
 from avhighlights.models.base import METHODS, HighlightMethod, ProgressFn, Sample
 from avhighlights.models.torch_method import (
     Batch,
-    BestTracker,
     TorchMethod,
     collate,
     masked_mean,
     minibatches,
+    run_epochs,
     set_seed,
 )
 
@@ -184,20 +184,13 @@ class JointVAMethod(TorchMethod):
         to_target = LABEL_MODES[self.config.label_mode]
         pairs = [(s, to_target(required_labels(s, self.name))) for s in train]
         optimiser = torch.optim.Adam(self.module.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
-        tracker, history = BestTracker(), []
-        for epoch in range(self.config.epochs):
-            history.append(self._train_epoch(pairs, optimiser, rng))
-            if val:
-                tracker.update(validation_ap(self, val), epoch, self.module)
-            if progress:
-                progress(f"epoch {epoch + 1}/{self.config.epochs} loss {history[-1]:.4f}",
-                         (epoch + 1) / self.config.epochs)
-        tracker.restore(self.module)
-        return {"train_loss": history, "best_epoch": tracker.best_epoch,
-                "best_val_ap": tracker.best_score if val else None, "parameters": self.parameter_count()}
+        report = run_epochs(self.module, self.config.epochs, lambda _: self._train_epoch(pairs, optimiser, rng),
+                            (lambda: validation_ap(self, val)) if val else None, progress)
+        return {"train_loss": [h["total"] for h in report.history], "best_epoch": report.best_epoch,
+                "best_val_ap": report.best_val, "parameters": self.parameter_count()}
 
     def _train_epoch(self, pairs: list[tuple[Sample, np.ndarray]], optimiser: torch.optim.Optimizer,
-                     rng: np.random.Generator) -> float:
+                     rng: np.random.Generator) -> dict[str, float]:
         self.module.train()
         losses = []
         for chunk in minibatches(pairs, self.config.batch_size, rng):
@@ -208,4 +201,4 @@ class JointVAMethod(TorchMethod):
             loss.backward()
             optimiser.step()
             losses.append(float(loss.detach()))
-        return float(np.mean(losses))
+        return {"total": float(np.mean(losses))}

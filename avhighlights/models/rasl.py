@@ -31,7 +31,7 @@ from avhighlights.models.rasl_losses import (
     scl_loss,
 )
 from avhighlights.models.rasl_net import RASLNet
-from avhighlights.models.torch_method import Batch, TorchMethod, minibatches, set_seed
+from avhighlights.models.torch_method import Batch, TorchMethod, minibatches, run_epochs, set_seed
 
 MODALITIES = ("visual", "audio")
 
@@ -133,13 +133,9 @@ class RASLMethod(TorchMethod):
         rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
         windows = self.training_windows(train)
         optimiser = torch.optim.RMSprop(self.module.parameters(), lr=self.config.lr)
-        history = []
-        for epoch in range(self.config.epochs):
-            history.append(self._train_epoch(windows, optimiser, rng, generator))
-            if progress:
-                progress(f"epoch {epoch + 1}/{self.config.epochs} loss {history[-1]['total']:.4f}",
-                         (epoch + 1) / self.config.epochs)
-        return {"windows": len(windows), "history": history, "parameters": self.parameter_count(),
+        run = run_epochs(self.module, self.config.epochs,
+                         lambda _: self._train_epoch(windows, optimiser, rng, generator), None, progress)
+        return {"windows": len(windows), "history": run.history, "parameters": self.parameter_count(),
                 "final_logit_scale": float(logit_scale(self.module.gamma.detach(), self.config.gamma_mode))}
 
     def _train_epoch(self, windows: list, optimiser: torch.optim.Optimizer, rng: np.random.Generator,

@@ -33,7 +33,7 @@ from avhighlights.models.pseudo_labels import (
     unit_rows,
     video_descriptor,
 )
-from avhighlights.models.torch_method import set_seed
+from avhighlights.models.torch_method import run_epochs, set_seed
 
 # Paper's Adam learning rate and epochs per dataset (Islam et al., training table).
 PRESETS: dict[str, tuple[float, int]] = {"tvsum": (2.5e-3, 20), "youtube": (5e-3, 100), "qvhighlights": (5e-4, 10)}
@@ -137,12 +137,8 @@ class RecurrenceMethod(JointVAMethod):
         rng = np.random.default_rng(seed)
         pairs = list(zip(train, targets, strict=True))
         optimiser = torch.optim.Adam(self.module.parameters(), lr=lr, weight_decay=self.config.weight_decay)
-        history = []
-        for epoch in range(epochs):
-            history.append(self._train_epoch(pairs, optimiser, rng))
-            if progress:
-                progress(f"epoch {epoch + 1}/{epochs} loss {history[-1]:.4f}", (epoch + 1) / epochs)
-        return {"clustering": report, "train_loss": history, "lr": lr, "epochs": epochs,
+        run = run_epochs(self.module, epochs, lambda _: self._train_epoch(pairs, optimiser, rng), None, progress)
+        return {"clustering": report, "train_loss": [h["total"] for h in run.history], "lr": lr, "epochs": epochs,
                 "parameters": self.parameter_count()}
 
     def predict(self, sample: Sample) -> np.ndarray:

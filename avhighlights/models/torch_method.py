@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import random
 from abc import abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.models.base import HighlightMethod, Sample
+from avhighlights.models.base import HighlightMethod, ProgressFn, Sample
 
 
 @dataclass
@@ -127,3 +127,29 @@ class TorchMethod(HighlightMethod):
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.module.parameters())
+
+
+@dataclass
+class EpochReport:
+    """What `run_epochs` returns: per-epoch mean losses and the selected epoch."""
+
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_val: float | None
+
+
+def run_epochs(module: nn.Module, epochs: int, train_epoch: Callable[[int], dict[str, float]],
+               val_score: Callable[[], float] | None = None, progress: ProgressFn | None = None) -> EpochReport:
+    """The shared epoch loop: train, score on validation (keeping the best state, ties -> later epoch),
+    report progress, and restore the best state at the end. `train_epoch(epoch)` returns mean losses
+    with a "total" key."""
+    tracker, history = BestTracker(), []
+    for epoch in range(epochs):
+        history.append(train_epoch(epoch))
+        if val_score is not None:
+            tracker.update(val_score(), epoch, module)
+        if progress:
+            progress(f"epoch {epoch + 1}/{epochs} loss {history[-1]['total']:.4f}", (epoch + 1) / epochs)
+    tracker.restore(module)
+    best_val = tracker.best_score if val_score is not None else None
+    return EpochReport(history, tracker.best_epoch, best_val)
