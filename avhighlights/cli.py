@@ -93,13 +93,19 @@ def _build_listing(sub: argparse._SubParsersAction) -> None:
 
 
 def _build_bench(sub: argparse._SubParsersAction) -> None:
-    from avhighlights.pipeline.evaluation.bench import add_bench_arguments, bench_main
+    from avhighlights.pipeline.evaluation.bench_args import add_bench_arguments
 
     p = sub.add_parser("bench", help="train and evaluate a method on a benchmark dataset over several seeds",
                        description="Train (where the method needs it) and evaluate a method with the dataset's "
                                    "protocol over N seeds; writes result.json and results.md under --out.")
     add_bench_arguments(p)
-    p.set_defaults(handler=bench_main)
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from avhighlights.pipeline.evaluation.bench import bench_main
+
+    return bench_main(args)
 
 
 def _build_store(sub: argparse._SubParsersAction) -> None:

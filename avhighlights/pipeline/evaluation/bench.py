@@ -34,6 +34,7 @@ from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
     tvsum_data,
     youtube_data,
 )
+from avhighlights.pipeline.evaluation.bench_args import add_bench_arguments  # noqa: F401  (re-export)
 from avhighlights.pipeline.evaluation.datasets import DATASETS, Dataset, Split
 from avhighlights.pipeline.evaluation.protocols import PROTOCOLS, BenchProtocol
 from avhighlights.pipeline.evaluation.report import markdown_report, summarise
@@ -221,26 +222,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `avhighlights bench` options."""
-    parser.add_argument("--data-root", required=True, help="folder holding tvsum/, youtube_highlights/, mrhisum/")
-    parser.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASETS.names())})")
-    parser.add_argument("--method", required=True, help="registered method name (see `avhighlights methods`)")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds: the first N of 42 123 456 777 999 "
-                        "(then 1000+i); default 5")
-    parser.add_argument("--domains", nargs="+", default=None, help="only these categories / domains")
-    parser.add_argument("--protocol", default=None, help=f"protocol ({', '.join(PROTOCOLS.names())}); "
-                        "default: the dataset's (tvsum: umt_top5, youtube_highlights: per_domain)")
-    parser.add_argument("--out", default=None,
-                        help="output folder (default bench/results/<dataset>-<protocol>-<method>)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="method config override; VALUE is parsed as JSON when it can be (repeatable)")
-    if not any(a.dest == "progress" for a in parser._actions):
-        from avhighlights.pipeline.progress import PROGRESS_MODES
-
-        parser.add_argument("--progress", choices=PROGRESS_MODES, default="bar", help="progress display on stderr")
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
