@@ -264,3 +264,15 @@ def test_video_without_audio_track(silent_video):
         mel = create_extractor("logmel", {"pooling": "exact"}).extract(media)
     np.testing.assert_array_equal(loud.values[:, :2], -100.0)
     np.testing.assert_allclose(mel.values, np.log(LOG_EPS), rtol=1e-5)
+
+
+def test_runtime_only_fields_stay_out_of_the_cache_identity(synthetic_video):
+    """logmel's streaming chunk length changes memory, not output: same rows, same identity."""
+    from avhighlights.pipeline.media import open_media
+    from avhighlights.pipeline.probe import probe
+
+    small, large = create_extractor("logmel", {"chunk_s": 3.0}), create_extractor("logmel", {"chunk_s": 60.0})
+    assert small.identity_hash() == large.identity_hash()
+    assert create_extractor("logmel", {"n_mels": 64}).identity_hash() != large.identity_hash()
+    media = open_media(probe(synthetic_video))
+    np.testing.assert_allclose(small.extract(media).values, large.extract(media).values, rtol=1e-5, atol=1e-4)

@@ -23,10 +23,14 @@ class Extractor(ABC):
 
     Subclasses set `name` (via `EXTRACTORS.register`), `version` (bump it whenever the output
     changes for the same input), `modality` ("audio" or "visual") and `Config`, a frozen dataclass.
+    `runtime_fields` names config fields (batch sizes, streaming chunk lengths) that must not change
+    the output and therefore stay out of the feature-store key.
     """
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
+    # Config fields that change only speed or memory, never the output: left out of the cache identity.
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
     modality: ClassVar[str]
     Config: ClassVar[type]
 
@@ -57,7 +61,7 @@ class Extractor(ABC):
         return {
             "extractor": self.name,
             "version": self.version,
-            "config": config_to_dict(self.config),
+            "config": {k: v for k, v in config_to_dict(self.config).items() if k not in self.runtime_fields},
             "weights_sha256": self.weights_sha256(),
         }
 
