@@ -17,6 +17,7 @@ from avhighlights.models.base import METHODS, HighlightMethod, Sample, create_me
 from avhighlights.pipeline.evaluation.bench import (
     add_bench_arguments,
     bench_main,
+    collapsed_fraction,
     parse_overrides,
     run_bench,
     seed_list,
@@ -135,7 +136,8 @@ def test_bench_strips_labels_for_unsupervised_methods_only(tmp_path: Path):
     assert _UnsupervisedProbe.fit_log[-1] == [(False, ["duration_s", "n_steps", "path"])] * 2
     assert all(has_labels for has_labels, _ in _SupervisedProbe.fit_log[-1])
     metrics = unsup.per_seed[42]["splits.json"]
-    assert set(metrics) == {"f1_top50", "map50", "map15", "rho", "tau"} and 0 <= metrics["f1_top50"] <= 1
+    assert set(metrics) == {"f1_top50", "map50", "map15", "rho", "tau", "collapsed_fraction"}
+    assert 0 <= metrics["f1_top50"] <= 1 and metrics["collapsed_fraction"] == 0.0
     assert json.loads((tmp_path / "s" / "result.json").read_text())["config"]["method_overrides"] == {"scale": 2.0}
 
 
@@ -186,6 +188,18 @@ def test_bench_mrhisum_official_on_a_generated_h5(tmp_path: Path):
     assert result.config["protocol"] == "mrhisum_official" and result.splits["42"][0]["test"] == [
         "video_3", "video_4", "video_5"]
     for runs in result.per_seed.values():
-        assert set(runs["official"]) == {"f1_knapsack15", "map50", "map15"}
+        assert set(runs["official"]) == {"f1_knapsack15", "map50", "map15", "collapsed_fraction"}
         assert all(0 <= v <= 1 for v in runs["official"].values())
     assert "F1 knapsack-15 % (Mr.HiSum)" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_bench_flags_collapsed_predictions(tmp_path: Path):
+    """A model that outputs constant scores is named as collapsed in result.json, results.md and a warning."""
+    assert collapsed_fraction([np.zeros(5), np.arange(5.0), np.full(3, 0.7), np.ones(1)]) == pytest.approx(2 / 3)
+    ds = _folder(tmp_path / "videos")
+    with pytest.warns(UserWarning, match="constant scores"):
+        run_bench(tmp_path, ds, "test_bench_supervised_probe", 1, out_dir=tmp_path / "z",
+                  method_overrides={"scale": 0.0})
+    result = json.loads((tmp_path / "z" / "result.json").read_text())
+    assert result["per_seed"]["42"]["splits.json"]["collapsed_fraction"] == 1.0
+    assert "collapsed predictions" in (tmp_path / "z" / "results.md").read_text()

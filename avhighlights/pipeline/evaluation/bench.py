@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,13 +33,14 @@ from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
     protocol_cross_dataset,
     protocol_random_split,
     tvsum_data,
+    tvsum_videos_data,
     youtube_data,
 )
 from avhighlights.pipeline.evaluation.bench_args import add_bench_arguments  # noqa: F401  (re-export)
 from avhighlights.pipeline.evaluation.datasets import DATASETS, Dataset, Split
 from avhighlights.pipeline.evaluation.protocols import PROTOCOLS, BenchProtocol
 from avhighlights.pipeline.evaluation.report import markdown_report, summarise
-from avhighlights.registry import config_to_dict
+from avhighlights.registry import build_config, config_to_dict
 
 BASE_SEEDS = (42, 123, 456, 777, 999)
 METHOD_MODULES = ("avhighlights.models", "avhighlights.models.baselines")
@@ -96,13 +98,21 @@ def strip_labels(sample: Sample, label_meta_keys: Sequence[str]) -> Sample:
     return Sample(sample.video_id, sample.features, sample.step_s, None, sample.group, meta)
 
 
-def method_dims(cls: type[HighlightMethod], samples: Sequence[Sample]) -> dict[str, int]:
-    """Feature widths of the roles the method reads, taken from the data."""
+def method_roles(cls: type[HighlightMethod], overrides: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The roles the method reads: `cls.roles_for(config)` when its roles depend on the config, else `cls.roles`."""
+    roles_for = getattr(cls, "roles_for", None)
+    return tuple(roles_for(build_config(cls.Config, overrides))) if roles_for else tuple(cls.roles)
+
+
+def method_dims(cls: type[HighlightMethod], samples: Sequence[Sample],
+                roles: Sequence[str] | None = None) -> dict[str, int]:
+    """Feature widths of the roles the method reads (default `cls.roles`), taken from the data."""
+    roles = tuple(cls.roles if roles is None else roles)
     available = samples[0].features if samples else {}
-    missing = [r for r in cls.roles if r not in available]
+    missing = [r for r in roles if r not in available]
     if missing:
         raise ConfigError(f"method {cls.name!r} reads roles {missing}; the dataset provides {sorted(available)}")
-    return {role: int(available[role].shape[1]) for role in cls.roles}
+    return {role: int(available[role].shape[1]) for role in roles}
 
 
 def seeded_overrides(cls: type[HighlightMethod], overrides: Mapping[str, Any] | None, seed: int) -> dict:
@@ -111,6 +121,9 @@ def seeded_overrides(cls: type[HighlightMethod], overrides: Mapping[str, Any] | 
     if "seed" in {f.name for f in dataclasses.fields(cls.Config)} and "seed" not in result:
         result["seed"] = seed
     return result
+
+
+COLLAPSED_KEY = "collapsed_fraction"
 
 
 def predict_all(method: HighlightMethod, samples: Sequence[Sample], label_keys: Sequence[str]) -> list[np.ndarray]:
@@ -129,7 +142,8 @@ def run_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, 
     """Build, (fit,) predict and evaluate one split; returns the metrics and the method's info."""
     cls = METHODS.get(name)
     train, val, test = (dataset.samples(ids) for ids in (split.train_ids, split.val_ids, split.test_ids))
-    method = create_method(name, method_dims(cls, test), seeded_overrides(cls, overrides, seed))
+    run_overrides = seeded_overrides(cls, overrides, seed)
+    method = create_method(name, method_dims(cls, test, method_roles(cls, run_overrides)), run_overrides)
     label_keys = getattr(dataset, "label_meta_keys", ())
     fit_report: dict[str, Any] = {}
     if cls.trainable:
@@ -138,8 +152,19 @@ def run_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, 
         if not cls.supervised:
             train, val = ([strip_labels(s, label_keys) for s in part] for part in (train, val))
         fit_report = method.fit(train, val or None, seed) or {}
-    metrics = protocol.evaluate(test, predict_all(method, test, label_keys))
+    preds = predict_all(method, test, label_keys)
+    metrics = {**protocol.evaluate(test, preds), COLLAPSED_KEY: collapsed_fraction(preds)}
+    if metrics[COLLAPSED_KEY] > 0:
+        warnings.warn(f"{name}, seed {seed}, split {split.name}: {metrics[COLLAPSED_KEY]:.0%} of the test videos got "
+                      "constant scores (a collapsed model); their ranking falls back to the tie rule", stacklevel=2)
     return metrics, {"method_config": config_to_dict(method.config), "fit": fit_report}
+
+
+def collapsed_fraction(preds: Sequence[np.ndarray], tolerance: float = 1e-7) -> float:
+    """Fraction of videos whose scores are constant (max - min <= tolerance): their ranking is decided
+    only by the tie rule (earlier step first), which is how a collapsed model can still 'score'."""
+    flat = [float(np.ptp(p)) <= tolerance for p in preds if len(p) > 1]
+    return float(np.mean(flat)) if flat else 0.0
 
 
 def machine_info() -> dict[str, Any]:

@@ -72,7 +72,18 @@ def markdown_report(result: Mapping, formats: Mapping[str, MetricFormat]) -> str
     head = [f"# {config['method']} on {config['dataset']} — protocol `{config['protocol']}`",
             "", f"Protocol `{config['protocol']}`: {result['notes']}", "",
             f"Numbers: {spread}; mAP/F1 x100, rho/tau raw (3 decimals).", ""]
-    foot = ["", f"Method config: `{result['config']['method_config']}`; overrides: "
+    foot = collapse_note(result) + ["", f"Method config: `{result['config']['method_config']}`; overrides: "
                 f"`{result['config']['method_overrides']}`.", f"Wall time {result['wall_s']:.1f} s on "
                 f"{result['machine']['cpu_count']} CPU(s) ({result['machine']['platform']})."]
     return "\n".join(head + _table(rows, formats) + foot) + "\n"
+
+
+def collapse_note(result: Mapping) -> list[str]:
+    """A warning line when some split's test predictions were constant (see bench.collapsed_fraction)."""
+    fractions = [m.get("collapsed_fraction", 0.0) for runs in result["per_seed"].values() for m in runs.values()]
+    if not any(f > 0 for f in fractions):
+        return []
+    worst = max(fractions)
+    return ["", f"**Warning: collapsed predictions** in {sum(f > 0 for f in fractions)} of {len(fractions)} "
+                f"(seed, split) runs (up to {worst:.0%} of their test videos had constant scores); those videos are "
+                "ranked by the tie rule alone, so their metric is a property of the protocol, not of the model."]
