@@ -203,3 +203,13 @@ def test_bench_flags_collapsed_predictions(tmp_path: Path):
     result = json.loads((tmp_path / "z" / "result.json").read_text())
     assert result["per_seed"]["42"]["splits.json"]["collapsed_fraction"] == 1.0
     assert "collapsed predictions" in (tmp_path / "z" / "results.md").read_text()
+
+
+def test_feature_norm_baseline_by_hand():
+    method = create_method("feature_norm", {"visual": 2})
+    sample = Sample("v", {"visual": np.array([[3.0, 4.0], [0.0, 1.0], [6.0, 8.0]], dtype=np.float32)}, 1.0)
+    np.testing.assert_allclose(method.predict(sample), [5.0, 1.0, 10.0])
+    flipped = create_method("feature_norm", {"audio": 2}, {"sign": -1.0, "role": "audio"})
+    np.testing.assert_allclose(flipped.predict(Sample("v", {"audio": sample.features["visual"]}, 1.0)), [-5, -1, -10])
+    with pytest.raises(ConfigError, match="sign"):
+        create_method("feature_norm", {"visual": 2}, {"sign": 0.5})
