@@ -217,3 +217,19 @@ def test_real_webm_vp8_vorbis(media_dir, tmp_path):
     assert [p.suffix for p in copied.clip_paths] == [".mkv", ".mkv"] and copied.reel_path.name == "reel.mkv"
     assert any("does not fit in MP4" in note for note in copied.notes)
     assert stream_info(copied.reel_path, "video")["codec_name"] == "vp8"
+
+
+def test_vfr_source_gives_a_reel_without_drift(tmp_path):
+    """Frames 2-4 s are thinned to every third (VFR); clips across that region keep their spans and the
+    reel's audio and video stay the same length."""
+    source = make_synthetic_video(tmp_path / "vfr.mp4", SyntheticSpec(duration_s=6.0, variable_frame_rate=True,
+                                                                      event_times_s=(1.5,)))
+    report = render_outputs(flat_doc(info_from_ffprobe(source), [Segment(0.5, 1.5, 1.0, 1),
+                                                                 Segment(2.5, 4.5, 0.9, 2)]), tmp_path / "out",
+                            formats=())
+    for path, span_s in zip(report.clip_paths, (1.0, 2.0), strict=True):
+        assert abs(float(stream_info(path, "video")["duration"]) - span_s) <= 3 * FRAME_S, path.name
+    video_s = float(stream_info(report.reel_path, "video")["duration"])
+    audio_s = float(stream_info(report.reel_path, "audio")["duration"])
+    assert abs(video_s - 3.0) <= 3 * FRAME_S and abs(audio_s - 3.0) <= 2 * FRAME_S
+    assert abs(video_s - audio_s) <= 3 * FRAME_S
