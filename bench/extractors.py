@@ -4,6 +4,10 @@ its own. Extractors whose pretrained weights are not available locally run with 
 the same architecture (same cost), and the result says so.
 
     python bench/extractors.py [--video PATH] [--out bench/results/extractors] [NAME ...]
+
+Rows of extractors not measured in a run are kept from the earlier result.json in --out (same video and
+machine). Each row records the 1-minute load average when it started: on a shared machine the numbers are
+only comparable at similar load. Visual extractors: bench/results/extractors/visual/.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
 import resource
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,36 +30,56 @@ REAL_WEIGHTS = {
 }
 
 
-def _overrides(name: str) -> tuple[dict, str]:
+def _overrides(name: str, workdir: Path) -> tuple[dict, str]:
     from avhighlights.extractors import EXTRACTORS
 
     fields = set(EXTRACTORS.get(name).Config.__dataclass_fields__)
+    extra = _synthetic_pca(workdir) if "pca_path" in fields else {}
+    note = " + synthetic PCA (same cost)" if extra else ""
     real = REAL_WEIGHTS.get(name)
     if real is not None and real.is_file() and "weights_path" in fields:
-        return {"weights_path": str(real)}, "real"
+        return {"weights_path": str(real), **extra}, "real" + note
     if "random_init" in fields:
-        return {"random_init": True}, "random-init (same architecture and cost)"
-    return {}, "none needed"
+        return {"random_init": True, **extra}, "random-init (same architecture and cost)" + note
+    return extra, "none needed" + note
+
+
+def _synthetic_pca(workdir: Path) -> dict:
+    """A valid 2048 -> 1024 PCA artifact (zero mean, identity columns, unit eigenvalues): the same arithmetic as
+    a fitted one, for extractors that need `pca_path`."""
+    import numpy as np
+
+    from avhighlights.extractors.pca import PcaParams, save_pca
+
+    params = PcaParams(np.zeros(2048, np.float32), np.eye(2048, 1024, dtype=np.float32), np.ones(1024, np.float32))
+    return {"pca_path": str(save_pca(params, workdir / "synthetic_pca.npz"))}
 
 
 def _run_one(name: str, video: str, queue) -> None:
     import torch
 
-    from avhighlights.extractors import create_extractor
-    from avhighlights.pipeline.media import open_media
     from avhighlights.pipeline.probe import probe
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     info = probe(video)
-    overrides, weights = _overrides(name)
+    with tempfile.TemporaryDirectory() as workdir:
+        overrides, weights = _overrides(name, Path(workdir))
+        queue.put(_measure(name, info, overrides, weights))
+
+
+def _measure(name: str, info, overrides: dict, weights: str) -> dict:
+    from avhighlights.extractors import create_extractor
+    from avhighlights.pipeline.media import open_media
+
     extractor = create_extractor(name, overrides)
+    load_1m = os.getloadavg()[0]  # other work on the machine slows every number down
     t0 = time.perf_counter()
     track = extractor.extract(open_media(info))
     wall_s = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"extractor": name, "weights": weights, "device": str(extractor.device), "wall_s": round(wall_s, 3),
-               "video_s": round(info.duration_s, 3), "video_s_per_s": round(info.duration_s / wall_s, 2),
-               "peak_rss_mb": round(peak_mb, 1), "shape": list(track.values.shape)})
+    return {"extractor": name, "weights": weights, "device": str(extractor.device), "wall_s": round(wall_s, 3),
+            "video_s": round(info.duration_s, 3), "video_s_per_s": round(info.duration_s / wall_s, 2),
+            "peak_rss_mb": round(peak_mb, 1), "shape": list(track.values.shape), "load_1m": round(load_1m, 1)}
 
 
 def run(names: list[str], video: Path) -> list[dict]:
@@ -74,17 +100,31 @@ def write(rows: list[dict], video: Path, out: Path) -> None:
 
     device = "CUDA" if _cuda() else "no GPU"
     machine = f"{platform.platform()}, {mp.cpu_count()} CPU(s), {device}"
+    rows = _merge_previous(rows, out / "result.json", video, machine)
     write_json(out / "result.json", {"video": str(video), "machine": machine, "rows": rows})
     lines = [f"# Extractor throughput on {video.name}", "", f"Machine: {machine}.", "",
-             "| extractor | weights | device | video s / wall s | wall s | peak RSS MB | output |",
-             "|---|---|---|---|---|---|---|"]
+             "| extractor | weights | device | video s / wall s | wall s | peak RSS MB | output | load avg 1 min |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['extractor']} | - | - | failed ({r['error']}) | | | |")
+            lines.append(f"| {r['extractor']} | - | - | failed ({r['error']}) | | | | |")
         else:
             lines.append(f"| {r['extractor']} | {r['weights']} | {r['device']} | {r['video_s_per_s']} | {r['wall_s']} "
-                         f"| {r['peak_rss_mb']} | {r['shape'][0]}x{r['shape'][1]} |")
+                         f"| {r['peak_rss_mb']} | {r['shape'][0]}x{r['shape'][1]} | {r.get('load_1m', '-')} |")
     write_text(out / "results.md", "\n".join(lines) + "\n")
+
+
+def _merge_previous(rows: list[dict], previous: Path, video: Path, machine: str) -> list[dict]:
+    """`rows` plus the earlier rows (same video and machine) of extractors not measured this time, by name."""
+    try:
+        earlier = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return rows
+    if earlier.get("video") != str(video) or earlier.get("machine") != machine:
+        return rows
+    fresh = {r["extractor"] for r in rows}
+    kept = [r for r in earlier.get("rows", []) if r.get("extractor") not in fresh]
+    return sorted(kept + rows, key=lambda r: r["extractor"])
 
 
 def _cuda() -> bool:

@@ -1,6 +1,15 @@
 """Feature extractors, registered by name in `EXTRACTORS` (importing this package registers them)."""
 
-from avhighlights.extractors import efficientat, logmel, loudness, panns  # noqa: F401
+from avhighlights.extractors import (  # noqa: F401
+    efficientat,
+    inception_pca,
+    logmel,
+    loudness,
+    mobilenet_v1,
+    panns,
+    r3d,
+    swin,
+)
 from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
 
 __all__ = ["EXTRACTORS", "Extractor", "create_extractor"]

@@ -29,8 +29,9 @@ class Extractor(ABC):
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
-    # Config fields that change only speed or memory, never the output: left out of the cache identity.
-    runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+    # Config fields that change only speed or memory (or where a file is found: its content enters through
+    # weights_sha256), never the output: left out of the cache identity.
+    runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size", "weights_path"})
     modality: ClassVar[str]
     Config: ClassVar[type]
 

@@ -168,7 +168,7 @@ class LogMelExtractor(Extractor):
     version = "1"
     modality = "audio"
     Config = LogMelConfig
-    runtime_fields = frozenset({"chunk_s"})  # streaming is exact: the chunk length never changes the output
+    runtime_fields = frozenset({"batch_size", "weights_path", "chunk_s"})  # streaming is exact: same output
 
     @property
     def dim(self) -> int:

@@ -1,0 +1,142 @@
+"""Shared pieces of the visual extractors: sampling times on the analysis grid, bounded-memory frame and clip
+batches, normalisation, aspect-preserving resize + centre crop, a sha256-prefix check for weights whose
+publishers only give a hash prefix (torchvision), and the lazily built network / per-frame loop they share."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from avhighlights.errors import WeightsHashError
+from avhighlights.extractors.base import Extractor
+from avhighlights.extractors.weights import cached_sha256, weights_identity
+from avhighlights.pipeline.timebase import FeatureTrack, second_grid
+from avhighlights.pipeline.types import MediaSource, VideoInfo
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+
+RowsFn = Callable[[np.ndarray], np.ndarray]
+
+
+def grid_times(duration_s: float, hop_s: float, position: float = 0.5) -> np.ndarray:
+    """One sampling time per step of the `hop_s` grid: start + position * step length, so step i is
+    sampled inside [i * hop_s, (i + 1) * hop_s) (the last, partial step inside the video)."""
+    grid = second_grid(duration_s, hop_s)
+    return grid.start_s + position * (grid.end_s - grid.start_s)  # (T,)
+
+
+def grid_spans(duration_s: float, hop_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """(start_s, end_s) of every grid step, each (T,)."""
+    grid = second_grid(duration_s, hop_s)
+    return grid.start_s, grid.end_s
+
+
+def to_tensor(frames: np.ndarray, mean: Sequence[float], std: Sequence[float],
+              device: torch.device) -> torch.Tensor:
+    """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 scaled to [0, 1] then normalised per channel."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).float().div_(255.0)  # (..., H, W, 3)
+    x = (x - torch.tensor(mean, device=device)) / torch.tensor(std, device=device)
+    return x.movedim(-1, -3).contiguous()  # (..., 3, H, W)
+
+
+def cover_size(info: VideoInfo, short_side: int) -> tuple[int, int]:
+    """(height, width) that scales the displayed frame so its shorter side is `short_side`."""
+    scale = short_side / min(info.width, info.height)
+    return max(short_side, round(info.height * scale)), max(short_side, round(info.width * scale))
+
+
+def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
+    """The central `size` x `size` window of (..., H, W, 3) frames."""
+    h, w = frames.shape[-3:-1]
+    top, left = (h - size) // 2, (w - size) // 2
+    return frames[..., top:top + size, left:left + size, :]
+
+
+def frame_rows(media: MediaSource, hop_s: float, size: tuple[int, int], batch_size: int,
+               embed: RowsFn) -> np.ndarray:
+    """`embed` applied to the frames at the grid sampling times, `batch_size` frames at a time -> (T, D)."""
+    times = grid_times(media.info.duration_s, hop_s)
+    rows = [embed(batch.frames) for batch in media.frames(times, size=size, batch_size=batch_size)]
+    return np.concatenate(rows)
+
+
+def clip_rows(media: MediaSource, hop_s: float, n_frames: int, size: tuple[int, int], batch_size: int,
+              embed: RowsFn) -> np.ndarray:
+    """`embed` applied to the first `n_frames` frames of every grid step, `batch_size` clips at a time."""
+    starts, ends = grid_spans(media.info.duration_s, hop_s)
+    batches = media.clips(starts, ends, n_frames, size=size, batch_size=batch_size)
+    return np.concatenate([embed(batch.frames) for batch in batches])
+
+
+def check_sha256_prefix(path: Path, prefix: str, url: str) -> Path:
+    """Raise `WeightsHashError` unless the file's sha256 starts with `prefix` (torchvision's published check)."""
+    actual = cached_sha256(path)
+    if not actual.startswith(prefix.lower()):
+        raise WeightsHashError(
+            f"{path}: sha256 {actual} does not start with the published prefix {prefix}; "
+            f"delete the file and download it again from {url}"
+        )
+    return path
+
+
+class VisualExtractor(Extractor):
+    """A network built lazily (seeded, in eval mode, on the device) whose weights enter the identity by hash.
+
+    Configs carry `weights_path`, `random_init`, `seed` and `batch_size`; subclasses give `build_net` and
+    `weights_name` (the registered `WeightSpec`).
+    """
+
+    modality = "visual"
+    runtime_fields = frozenset({"batch_size", "weights_path"})  # the weights enter by their sha256
+
+    def __init__(self, config=None, device=None):
+        super().__init__(config, device)
+        self._net: nn.Module | None = None
+
+    @property
+    def net(self) -> nn.Module:
+        if self._net is None:
+            torch.manual_seed(self.config.seed)
+            self._net = self.build_net().eval().to(self.device)
+        return self._net
+
+    @abstractmethod
+    def build_net(self) -> nn.Module:
+        """The network, with its pretrained weights loaded unless `config.random_init`."""
+
+    @abstractmethod
+    def weights_name(self) -> str:
+        """The registered weights this configuration loads."""
+
+    def weights_sha256(self) -> str:
+        c = self.config
+        return weights_identity(self.weights_name(), c.weights_path, c.random_init, c.seed)
+
+
+class FrameExtractor(VisualExtractor):
+    """One row per frame on the `1 / config.fps` grid, from the frame on screen at the middle of each step."""
+
+    @property
+    def hop_s(self) -> float:
+        return 1.0 / self.config.fps
+
+    @abstractmethod
+    def frame_size(self, info: VideoInfo) -> tuple[int, int]:
+        """(height, width) the decoder resizes frames to."""
+
+    @abstractmethod
+    def embed_frames(self, frames: np.ndarray) -> np.ndarray:
+        """(B, H, W, 3) uint8 frames -> (B, dim) rows."""
+
+    def extract(self, media: MediaSource) -> FeatureTrack:
+        size = self.frame_size(media.info)
+        rows = frame_rows(media, self.hop_s, size, self.config.batch_size, self.embed_frames)
+        return FeatureTrack.regular(rows, hop_s=self.hop_s, name=self.name)
