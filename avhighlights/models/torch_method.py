@@ -149,7 +149,7 @@ def run_epochs(module: nn.Module, epochs: int, train_epoch: Callable[[int], dict
         if val_score is not None:
             tracker.update(val_score(), epoch, module)
         if progress:
-            progress(f"epoch {epoch + 1}/{epochs} loss {history[-1]['total']:.4f}", (epoch + 1) / epochs)
+            progress("train", (epoch + 1) / epochs)  # one stable stage name: one bar, not one per epoch
     tracker.restore(module)
     best_val = tracker.best_score if val_score is not None else None
     return EpochReport(history, tracker.best_epoch, best_val)
