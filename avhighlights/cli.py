@@ -14,6 +14,10 @@ from collections.abc import Sequence
 
 from avhighlights import __version__
 from avhighlights.errors import AVHighlightsError
+from avhighlights.fit_cli import add_score_fit_arguments, build_fit, score_spec_options
+from avhighlights.flows.serve import build_serve
+from avhighlights.flows.watch_cli import build_watch
+from avhighlights.pca_cli import build_pca_subcommand
 from avhighlights.pipeline.progress import PROGRESS_MODES, Progress
 
 
@@ -68,6 +72,7 @@ def _build_score(sub: argparse._SubParsersAction) -> None:
                         "(default $AVH_FEATURE_STORE or ~/.cache/avhighlights/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
     p.add_argument("--device", default=None, help="torch device for extractors and models (default: cuda if present)")
+    add_score_fit_arguments(p)
     _add_selection(p)
     _add_render(p)
     _add_progress(p)
@@ -207,7 +212,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from avhighlights.pipeline.score import ScorerSpec
 
     progress = Progress(args.progress)
-    spec = ScorerSpec(method=args.method, checkpoint=args.checkpoint, device=args.device)
+    spec = ScorerSpec(method=args.method, checkpoint=args.checkpoint, device=args.device, **score_spec_options(args))
     results = score_videos(args.videos, spec, args.out, selection=_selection_from(args),
                            render=_render_options(args), store=None if args.no_cache else (args.store or "default"),
                            progress=progress)
@@ -262,7 +267,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 _SUBCOMMAND_BUILDERS = [
-    _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo,
+    _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo, build_fit,
+    build_watch, build_pca_subcommand, build_serve,
 ]
 
 

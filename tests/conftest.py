@@ -57,3 +57,13 @@ def silent_video(tmp_path_factory) -> Path:
 
     return make_synthetic_video(tmp_path_factory.mktemp("synth") / "no audio.mkv",
                                 SyntheticSpec(duration_s=6.0, with_audio=False))
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """A real Prefect server on loopback (temporary SQLite); yields its API URL and sets
+    PREFECT_API_URL for subprocesses. Started once per session (~20 s); see tests/prefect_fixtures.py."""
+    from prefect_fixtures import running_prefect_server
+
+    with running_prefect_server() as url:
+        yield url

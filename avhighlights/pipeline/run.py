@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avhighlights.atomic import write_json
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.probe import probe
@@ -68,14 +69,18 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     file fails the run before any output is written."""
     progress = progress or null_progress
     infos = [probe(v) for v in videos]
-    scorer = prepare_scorer(spec)
+    scorer = prepare_scorer(spec, infos, store, progress)
     feature_store = open_store(store)
     out_root, taken = Path(out_dir), set()
-    return [
+    results = [
         _score_and_write(info, scorer, feature_store, video_out_dir(out_root, info, taken),
                          selection or SelectionConfig(), render or RenderOptions(), progress)
         for info in infos
     ]
+    if scorer.fit is not None:  # which on-the-fly fit scored the videos, and why (pipeline/fit_cache.py)
+        for result in results:
+            write_json(result.out_dir / "fit.json", scorer.fit.to_json())
+    return results
 
 
 def _score_and_write(info: VideoInfo, scorer: PreparedScorer, store, out_dir: Path,

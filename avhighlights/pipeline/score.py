@@ -3,7 +3,7 @@ the 1-s grid -> scores per second. Selection and rendering follow in `pipeline/r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ import numpy as np
 
 from avhighlights.errors import ConfigError
 from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
-from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, Sample, create_method
+from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, ProgressFn, Sample, create_method
 from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info
 from avhighlights.pipeline.timebase import FeatureTrack, align_track, second_grid
 from avhighlights.pipeline.types import ScoreCurve, VideoInfo
@@ -27,6 +27,8 @@ class ScorerSpec:
     method_overrides: Mapping[str, Any] | None = None
     extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None  # extractor name -> config overrides
     device: str | None = None
+    binding_overrides: Mapping[str, str] | None = None  # role -> extractor name (a checkpoint must agree)
+    auto_fit: Any = None  # a pipeline.fit_cache.AutoFit: fit an unsupervised method on the fly (no checkpoint)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class PreparedScorer:
     method: HighlightMethod
     extractors: dict[str, Extractor]  # role -> extractor
     checkpoint: str | None
+    fit: Any = None  # pipeline.fit_cache.FitUse when the method was fitted (or a cached fit reused) on the fly
 
 
 def extractor_sources(extractors: Mapping[str, Extractor]) -> dict[str, FeatureSource]:
@@ -48,24 +51,47 @@ def _build_extractors(binding: Mapping[str, str], spec: ScorerSpec) -> dict[str,
     return {role: create_extractor(name, overrides.get(name), spec.device) for role, name in binding.items()}
 
 
-def prepare_scorer(spec: ScorerSpec) -> PreparedScorer:
+def resolve_binding(base: Mapping[str, str], overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """`base` (role -> extractor) with `overrides` applied; unknown roles or extractors -> ConfigError."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(base))
+    if unknown:
+        raise ConfigError(f"--bind: unknown role(s) {unknown}; this method reads {sorted(base)}")
+    binding = {**base, **overrides}
+    for role, name in binding.items():
+        if name not in EXTRACTORS:
+            raise ConfigError(f"role {role!r} is bound to extractor {name!r}, which is not installed; bind another "
+                              f"with --bind {role}=EXTRACTOR (installed: {', '.join(EXTRACTORS.names())})")
+    return binding
+
+
+def prepare_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo] = (), store=None,
+                   progress: ProgressFn | None = None) -> PreparedScorer:
     """Build the method (from its registry defaults or a checkpoint) and its extractors.
 
-    A checkpoint is refused (CheckpointMismatchError) when the installed extractors' names or
-    versions differ from those it was trained on.
+    A checkpoint's own binding is used; it is refused (CheckpointMismatchError) when the installed
+    extractors' names or versions, or `binding_overrides`, differ from those it was trained on.
+    Without a checkpoint, an unsupervised trainable method is fitted on `infos` (plus the library)
+    when `spec.auto_fit` is set (see pipeline/fit_cache.py; `store` is a feature-store spec as in
+    `pipeline.run.open_store`); otherwise trainable methods are refused.
     """
     if spec.checkpoint:
         info = read_checkpoint_info(spec.checkpoint)
-        extractors = _build_extractors({r: s.name for r, s in info.binding.items()}, spec)
+        binding = resolve_binding({r: s.name for r, s in info.binding.items()}, spec.binding_overrides)
+        extractors = _build_extractors(binding, spec)
         method, _ = load_checkpoint(spec.checkpoint, expected_binding=extractor_sources(extractors))
         return PreparedScorer(method, extractors, str(spec.checkpoint))
     cls = METHODS.get(spec.method)
+    if cls.trainable and not cls.supervised and spec.auto_fit is not None:
+        from avhighlights.pipeline.fit_cache import fitted_scorer
+
+        return fitted_scorer(spec, infos, store, progress)
     if cls.trainable:
         raise ConfigError(
             f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
             f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
         )
-    extractors = _build_extractors(cls.default_binding, spec)
+    extractors = _build_extractors(resolve_binding(cls.default_binding, spec.binding_overrides), spec)
     dims = {role: ex.dim for role, ex in extractors.items()}
     return PreparedScorer(create_method(spec.method, dims, spec.method_overrides), extractors, None)
 

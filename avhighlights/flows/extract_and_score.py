@@ -1,0 +1,173 @@
+"""The `extract-and-score` flow: probe -> one task per extractor (through the feature store) ->
+score -> select -> write clips and results, with a markdown report and a progress artifact.
+
+Tasks exchange paths, store keys and small JSON documents (the per-second score curve and the
+segments), never feature arrays: the feature store is the cache shared by every worker, so an
+extractor task is a cheap lookup when the same content was already processed with the same
+extractor (whatever the method). Run it locally with `python -m avhighlights.flows.extract_and_score
+VIDEO`, serve it with `python -m avhighlights.flows.serve`, then `prefect deployment run
+'extract-and-score/extract-and-score' --param video=...`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from avhighlights.extractors import create_extractor
+from avhighlights.extractors.store import default_store_root
+from avhighlights.flows.artifacts import ExtractionProgress, publish_run_report
+from avhighlights.flows.concurrency import GPU_TAG, RETRIES, RETRY_DELAYS_S, Timeouts, gpu_slot, retry_transient
+from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.pipeline.probe import probe
+from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.results import read_results
+from avhighlights.pipeline.run import RenderOptions, open_store, video_out_dir, write_outputs
+from avhighlights.pipeline.score import ScorerSpec, build_sample, prepare_scorer, score_sample
+from avhighlights.pipeline.select import SelectionConfig, select_segments
+from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
+
+FLOW_NAME = "extract-and-score"
+DEPLOYMENT = "extract-and-score/extract-and-score"
+TASK_OPTIONS = dict(retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S, retry_condition_fn=retry_transient,
+                    cache_policy=NO_CACHE)
+
+
+def resolve_store(store: str) -> str:
+    """The store URL every task uses: "default" is resolved once, in the flow run."""
+    return default_store_root() if store == "default" else store
+
+
+def curve_to_json(curve: ScoreCurve) -> dict[str, Any]:
+    return {"scores": curve.scores.tolist(), "start_s": curve.start_s.tolist(), "end_s": curve.end_s.tolist(),
+            "method": curve.method, "checkpoint": curve.checkpoint, "meta": dict(curve.meta)}
+
+
+def curve_from_json(data: dict[str, Any]) -> ScoreCurve:
+    return ScoreCurve(np.asarray(data["scores"], dtype=np.float64), np.asarray(data["start_s"], dtype=np.float64),
+                      np.asarray(data["end_s"], dtype=np.float64), data["method"], data["checkpoint"],
+                      dict(data.get("meta") or {}))
+
+
+@task(name="probe", **TASK_OPTIONS)
+def probe_task(video: str) -> dict[str, Any]:
+    """Validate the video (typed MediaError, no retry) and describe it, content hash included."""
+    return probe(video).to_json()
+
+
+@task(name="plan", **TASK_OPTIONS)
+def plan_task(method: str, checkpoint: str | None) -> dict[str, str]:
+    """Extractor name -> device type ("cpu"/"cuda") the method needs; fails fast on a bad method."""
+    scorer = prepare_scorer(ScorerSpec(method=method, checkpoint=checkpoint))
+    return {ex.name: ex.device.type for ex in scorer.extractors.values()}
+
+
+@task(name="extract", task_run_name="extract-{extractor}", **TASK_OPTIONS)
+def extract_task(info: dict[str, Any], extractor: str, store: str) -> dict[str, Any]:
+    """Features of one extractor into the store; returns the store key and whether it was a hit."""
+    video, ex, feature_store = VideoInfo.from_json(info), create_extractor(extractor), open_store(store)
+    stats = ExtractionStats()
+    with gpu_slot(ex.device.type):
+        extract_features(video, [ex], store=feature_store, stats=stats)
+    get_run_logger().info("%s: %s in %.2f s", extractor, "cache hit" if stats.hits else "computed",
+                          stats.seconds[extractor])
+    return {"extractor": extractor, "key": feature_store.key_for(video.sha256, ex), "hit": bool(stats.hits),
+            "seconds": stats.seconds[extractor]}
+
+
+@task(name="score", **TASK_OPTIONS)
+def score_task(info: dict[str, Any], method: str, checkpoint: str | None, store: str) -> dict[str, Any]:
+    """Scores per second from the stored features (an entry lost since extraction is recomputed)."""
+    video = VideoInfo.from_json(info)
+    scorer = prepare_scorer(ScorerSpec(method=method, checkpoint=checkpoint))
+    stats = ExtractionStats()
+    tracks = extract_features(video, list(scorer.extractors.values()), store=open_store(store), stats=stats)
+    by_role = {role: tracks[ex.name] for role, ex in scorer.extractors.items()}
+    curve = score_sample(scorer, video, build_sample(video, by_role))
+    return {**curve_to_json(curve), "recomputed": list(stats.misses)}
+
+
+@task(name="select", **TASK_OPTIONS)
+def select_task(curve: dict[str, Any], duration_s: float, selection: dict[str, Any]) -> list[dict[str, Any]]:
+    segments = select_segments(curve_from_json(curve), duration_s, SelectionConfig(**selection))
+    return [{"start_s": s.start_s, "end_s": s.end_s, "score": s.score, "rank": s.rank} for s in segments]
+
+
+@task(name="write", **TASK_OPTIONS)
+def write_task(info: dict[str, Any], curve: dict[str, Any], segments: list[dict[str, Any]],
+               selection: dict[str, Any], out_dir: str, stream_copy: bool) -> dict[str, Any]:
+    """Clips, reel, highlights.json and exports under `out_dir/<video stem>/`."""
+    video = VideoInfo.from_json(info)
+    target = video_out_dir(Path(out_dir), video, set())
+    result = write_outputs(video, curve_from_json(curve), [Segment(**s) for s in segments],
+                           SelectionConfig(**selection), target, RenderOptions(stream_copy=stream_copy), null_progress)
+    doc = read_results(result.results_json)
+    clips = [{**c.to_json(), "path": str(target / c.path) if c.path else None} for c in doc.clips]
+    return {"out_dir": str(target), "results_json": str(result.results_json), "n_clips": result.n_clips,
+            "selected_s": result.selected_s, "clips": clips, "reel": str(result.reel_path or ""),
+            "render_s": result.timings_s.get("render_s", 0.0)}
+
+
+def _extract_all(info: dict[str, Any], plan: dict[str, str], store: str, timeouts: Timeouts,
+                 video: str) -> dict[str, dict[str, Any]]:
+    """One extractor task per needed extractor (CUDA ones tagged `gpu`), progress artifact updated.
+
+    The tasks run one after the other in the flow's own thread: Prefect enforces `timeout_seconds`
+    there with an alarm signal (in a worker thread it could only stop the task once a blocking call
+    returns). Videos run in parallel instead (several flow runs, workers or `reprocess-dataset`).
+    """
+    progress = ExtractionProgress(len(plan), video)
+    done = {}
+    for name, device_type in plan.items():
+        tags = {GPU_TAG} if device_type == "cuda" else set()
+        result = extract_task.with_options(tags=tags, timeout_seconds=timeouts.extract)(info, name, store)
+        done[name] = result
+        progress.advance(name, result["hit"])
+    return done
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def extract_and_score(video: str, method: str = "loudness", checkpoint: str | None = None, top_ratio: float = 0.5,
+                      out_dir: str = "highlights_out", min_clip_s: float = 2.0, pad_s: float = 0.0,
+                      merge_gap_s: float = 0.0, max_total_s: float | None = None, store: str = "default",
+                      stream_copy: bool = False) -> dict[str, Any]:
+    """Score one video and write its highlights; returns a JSON-able summary (results_json, n_clips,
+    per-extractor cache hits, timings)."""
+    t0, timeouts, store_url = time.monotonic(), Timeouts.from_env(), resolve_store(store)
+    selection = vars(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))  # validates
+    info = probe_task.with_options(timeout_seconds=timeouts.probe)(video)
+    plan = plan_task.with_options(timeout_seconds=timeouts.score)(method, checkpoint)
+    features = _extract_all(info, plan, store_url, timeouts, video)
+    t_features = time.monotonic() - t0
+    curve = score_task.with_options(timeout_seconds=timeouts.score)(info, method, checkpoint, store_url)
+    segments = select_task.with_options(timeout_seconds=timeouts.select)(curve, info["duration_s"], selection)
+    written = write_task.with_options(timeout_seconds=timeouts.write)(info, curve, segments, selection, out_dir,
+                                                                        stream_copy)
+    summary = _summary(video, info, curve, features, written, store_url)
+    summary["timings_s"] = {"features_s": t_features, "render_s": written["render_s"],
+                            "total_s": time.monotonic() - t0}
+    publish_run_report(summary, Path(written["out_dir"]) / "scores.png")
+    return summary
+
+
+def _summary(video: str, info: dict[str, Any], curve: dict[str, Any], features: dict[str, dict[str, Any]],
+             written: dict[str, Any], store: str) -> dict[str, Any]:
+    hits = {name: f["hit"] for name, f in features.items()}
+    return {
+        "video": str(video), "sha256": info["sha256"], "duration_s": info["duration_s"], "method": curve["method"],
+        "checkpoint": curve["checkpoint"], "store": store, "feature_keys": {n: f["key"] for n, f in features.items()},
+        "cache_hits": hits, "cache_misses": sorted(n for n, hit in hits.items() if not hit),
+        "recomputed_at_score": curve["recomputed"], **{k: v for k, v in written.items() if k != "render_s"},
+    }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    print(json.dumps(extract_and_score(sys.argv[1], *sys.argv[2:3]), indent=1))

@@ -1,0 +1,258 @@
+"""The `reprocess-dataset` flow: score every video of a folder or manifest, resumably.
+
+- Inputs: a folder (searched recursively for video files) or a manifest: a `.txt` file with one
+  path per line (`#` comments, paths relative to the manifest) or a `.json` list of paths (or
+  `{"videos": [...]}`).
+- Resumable: features come from the feature store, and a video whose `highlights.json` already
+  matches its content hash, method, checkpoint and selection (with its clips on disk) is skipped.
+- One bad video never fails the batch: each video is one task; its failure becomes a `failed` row
+  (typed errors at once, transient ones after retries with backoff).
+- Evaluation: when `<stem>.labels.json`/`.labels.csv` sits next to a video (the folder layout of
+  `pipeline/evaluation/folder_data.py`) the per-video DAViHD metrics are computed from its scores.
+- Task runner: threads by default; `dask_workers=N` starts a local Dask cluster of N processes,
+  `dask_address=tcp://host:8786` uses an existing one (prefect-dask).
+- Output: `<out_dir>/<relative path>/<stem>/` per video, `<out_dir>/reprocess-summary.json` and a
+  table artifact (status, seconds, clips, metrics per video).
+
+    python -m avhighlights.flows.reprocess DATASET_DIR --out out/ [--dask-workers 2]
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from avhighlights.atomic import write_json
+from avhighlights.errors import DatasetError
+from avhighlights.flows.artifacts import publish_batch_table
+from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
+from avhighlights.flows.extract_and_score import resolve_store
+from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES, FolderDataset, read_labels
+from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
+from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.pipeline.probe import content_sha256, probe
+from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.results import HighlightsDoc, ResultsError, read_results
+from avhighlights.pipeline.run import RenderOptions, open_store, write_outputs
+from avhighlights.pipeline.score import ScorerSpec, build_sample, prepare_scorer, score_sample
+from avhighlights.pipeline.select import SelectionConfig, select_segments
+from avhighlights.pipeline.timebase import second_grid
+from avhighlights.pipeline.types import VideoInfo
+
+SUMMARY_NAME = "reprocess-summary.json"
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Everything one video's task needs (JSON-able, so it travels to Dask workers)."""
+
+    out_dir: str
+    store: str
+    method: str = "loudness"
+    checkpoint: str | None = None
+    selection: dict[str, Any] = field(default_factory=lambda: asdict(SelectionConfig()))
+    stream_copy: bool = False
+    evaluate: bool = True
+
+
+def _read_manifest(path: Path) -> list[Path]:
+    if path.suffix.lower() == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        entries = data.get("videos") if isinstance(data, dict) else data
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise DatasetError(f"{path}: a JSON manifest is a list of paths or {{\"videos\": [...]}}")
+    else:
+        lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+        entries = [line for line in lines if line and not line.startswith("#")]
+    return [path.parent / entry for entry in entries]
+
+
+def list_videos(source: str | Path) -> list[tuple[Path, Path]]:
+    """(video, output-relative path) pairs of a folder (recursive) or a manifest, in a stable order."""
+    source = Path(source)
+    if source.is_dir():
+        videos = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        return [(p, p.relative_to(source)) for p in videos]
+    if source.is_file():
+        videos = _read_manifest(source)
+        return [(p, _relative(p, source.parent)) for p in videos]
+    raise DatasetError(f"{source}: neither a folder nor a manifest file")
+
+
+def _relative(video: Path, base: Path) -> Path:
+    try:
+        return video.resolve().relative_to(base.resolve())
+    except ValueError:
+        return Path(video.name)
+
+
+def video_out_dir(config: BatchConfig, rel: str) -> Path:
+    """`<out_dir>/<relative folder>/<stem>/`: the dataset's layout, so equal stems never collide."""
+    rel_path = Path(rel)
+    return Path(config.out_dir) / rel_path.parent / rel_path.stem
+
+
+def finished_doc(results_json: Path, sha256: str, config: BatchConfig) -> HighlightsDoc | None:
+    """The existing results when they are complete and match this content and configuration."""
+    try:
+        doc = read_results(results_json)
+    except ResultsError:
+        return None
+    same_scorer = doc.checkpoint == config.checkpoint and (config.checkpoint is not None or doc.method == config.method)
+    same = same_scorer and doc.video.sha256 == sha256 and asdict(doc.selection) == config.selection
+    clips_there = all(c.path and (results_json.parent / c.path).is_file() for c in doc.clips)
+    return doc if same and clips_there else None
+
+
+@functools.lru_cache(maxsize=4)
+def _scorer(method: str, checkpoint: str | None):
+    return prepare_scorer(ScorerSpec(method=method, checkpoint=checkpoint))
+
+
+def _metrics(video: Path, scores: np.ndarray, duration_s: float) -> dict[str, float]:
+    label_path = FolderDataset._label_path(video)
+    if label_path is None:
+        return {}
+    labels, _ = read_labels(label_path, second_grid(duration_s))
+    return {k: round(float(v), 6) for k, v in davihd_video_metrics(scores, labels).items()}
+
+
+def _score_and_write(video: Path, target: Path, config: BatchConfig) -> tuple[HighlightsDoc, list[str]]:
+    info: VideoInfo = probe(video)
+    scorer = _scorer(config.method, config.checkpoint)
+    stats = ExtractionStats()
+    tracks = extract_features(info, list(scorer.extractors.values()), store=open_store(config.store), stats=stats)
+    by_role = {role: tracks[ex.name] for role, ex in scorer.extractors.items()}
+    curve = score_sample(scorer, info, build_sample(info, by_role))
+    selection = SelectionConfig(**config.selection)
+    segments = select_segments(curve, info.duration_s, selection)
+    result = write_outputs(info, curve, segments, selection, target, RenderOptions(stream_copy=config.stream_copy),
+                           null_progress)
+    return read_results(result.results_json), stats.misses
+
+
+@task(name="process-video", task_run_name="process-{rel}", retries=RETRIES, retry_delay_seconds=RETRY_DELAYS_S,
+      retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+def process_video(video: str, rel: str, config: BatchConfig) -> dict[str, Any]:
+    """One video: skipped when its results are current, otherwise scored and written."""
+    t0, path, target = time.monotonic(), Path(video), video_out_dir(config, rel)
+    doc = finished_doc(target / "highlights.json", content_sha256(path), config)
+    status, misses = "skipped", []
+    if doc is None:
+        doc, misses = _score_and_write(path, target, config)
+        status = "done"
+    row = {"video": rel, "status": status, "seconds": round(time.monotonic() - t0, 3), "n_clips": len(doc.clips),
+           "computed_features": ",".join(misses), "worker": f"{socket.gethostname()}:{os.getpid()}",
+           "results_json": str(target / "highlights.json")}
+    if config.evaluate:
+        row.update(_metrics(path, doc.curve.scores, doc.video.duration_s))
+    get_run_logger().info("%s: %s in %.2f s", rel, status, row["seconds"])
+    return row
+
+
+def _failed_row(rel: str, state) -> dict[str, Any]:
+    try:
+        state.result()
+        message = state.message or state.name
+    except BaseException as exc:  # noqa: BLE001 - the failure of one video is reported, not raised
+        message = f"{type(exc).__name__}: {exc}"
+    return {"video": rel, "status": "failed", "error": message}
+
+
+@flow(name="reprocess-batch")
+def reprocess_batch(videos: list[tuple[str, str]], config: BatchConfig) -> list[dict[str, Any]]:
+    """Fan out one task per video on this flow's task runner; failures become rows."""
+    timeout_s = Timeouts.from_env().extract
+    futures = process_video.with_options(timeout_seconds=timeout_s).map(
+        [v for v, _ in videos], [r for _, r in videos], config=unmapped(config))
+    rows = []
+    for (_, rel), future in zip(videos, futures, strict=True):
+        future.wait()
+        state = future.state
+        rows.append(future.result() if state.is_completed() else _failed_row(rel, state))
+    return rows
+
+
+def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None):
+    """ThreadPool by default; a Dask cluster (existing at `dask_address`, or local with N processes)."""
+    if dask_address or dask_workers:
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True})
+    return ThreadPoolTaskRunner(max_workers=max_workers)
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed")}
+    metric_names = sorted({k for r in rows for k in r} & {"f1_top50", "map50", "map15", "rho", "tau"})
+    means = {m: float(np.nanmean([r.get(m, np.nan) for r in rows])) for m in metric_names
+             if any(np.isfinite(r.get(m, np.nan)) for r in rows)}
+    return {"n_videos": len(rows), **counts, "mean_metrics": means, "videos": rows}
+
+
+@flow(name="reprocess-dataset", log_prints=True)
+def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str = "loudness",
+                      checkpoint: str | None = None, store: str = "default", top_ratio: float = 0.5,
+                      min_clip_s: float = 2.0, pad_s: float = 0.0, merge_gap_s: float = 0.0,
+                      max_total_s: float | None = None, stream_copy: bool = False, evaluate: bool = True,
+                      dask_address: str | None = None, dask_workers: int = 0,
+                      max_workers: int | None = None) -> dict[str, Any]:
+    """Score every video of `source` (folder or manifest); returns the summary also written to
+    `<out_dir>/reprocess-summary.json`."""
+    selection = asdict(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))
+    config = BatchConfig(out_dir, resolve_store(store), method, checkpoint, selection, stream_copy, evaluate)
+    _scorer(method, checkpoint)  # a bad method or checkpoint fails the batch before any video
+    videos = [(str(v), str(rel)) for v, rel in list_videos(source)]
+    runner = make_task_runner(dask_address, dask_workers, max_workers)
+    rows = reprocess_batch.with_options(task_runner=runner)(videos, config)
+    summary = {"source": str(source), "method": method, "checkpoint": checkpoint, **summarize(rows)}
+    write_json(Path(out_dir) / SUMMARY_NAME, summary)
+    publish_batch_table([{k: r.get(k, "") for k in _columns(rows)} for r in rows], Path(source).name)
+    return summary
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for row in rows:
+        names += [k for k in row if k not in names and k != "results_json"]
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m avhighlights.flows.reprocess", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="a folder of videos or a manifest (.txt/.json)")
+    p.add_argument("--out", default="reprocess_out")
+    p.add_argument("--method", default="loudness")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--store", default="default", help="feature store folder or fsspec URL (default: user cache)")
+    p.add_argument("--stream-copy", action="store_true")
+    p.add_argument("--no-evaluate", action="store_true")
+    p.add_argument("--dask-workers", type=int, default=0, help="run on a local Dask cluster of N processes")
+    p.add_argument("--dask-address", default=None, help="run on an existing Dask scheduler (tcp://host:8786)")
+    p.add_argument("--max-workers", type=int, default=None, help="threads of the default task runner")
+    a = p.parse_args(argv)
+    summary = reprocess_dataset(a.source, a.out, a.method, a.checkpoint, a.store, stream_copy=a.stream_copy,
+                                evaluate=not a.no_evaluate, dask_address=a.dask_address,
+                                dask_workers=a.dask_workers, max_workers=a.max_workers)
+    print(json.dumps({k: v for k, v in summary.items() if k != "videos"}, indent=1))
+    return 1 if summary["failed"] else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Fit an unsupervised method on the user's own videos: probe -> cached features -> 1-s grid
+samples -> `method.fit` -> a self-describing checkpoint (see models/checkpoint.py).
+
+Only methods with `trainable = True` and `supervised = False` (recurrence, rasl) can be fitted on
+unlabelled videos; supervised methods need labels and are trained with `avhighlights bench`.
+
+Roles are bound to extractors by the method's `default_binding`, changed per role with
+`binding_overrides` ({role: extractor name}), e.g. a CPU-only set-up without the default weights.
+
+Samples live on the 1-s grid (one step per second). Methods whose defaults assume another step
+get the overrides in `ONE_SECOND_GRID_DEFAULTS` unless the user sets the key: RASL's window of
+150 steps is 30 s at the paper's 5 fps, so on the 1-s grid its window is 30 steps (its default of
+150 applies to features sampled at 5 fps, e.g. in `bench` on such features).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from avhighlights.errors import ConfigError
+from avhighlights.extractors.base import Extractor, create_extractor
+from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, ProgressFn, Sample, create_method
+from avhighlights.models.checkpoint import save_checkpoint
+from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
+from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.pipeline.probe import probe
+from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.run import open_store
+from avhighlights.pipeline.score import build_sample, extractor_sources, resolve_binding
+from avhighlights.pipeline.types import VideoInfo
+from avhighlights.registry import config_to_dict
+
+GRID_STEP_S = 1.0
+ONE_SECOND_GRID_DEFAULTS: dict[str, dict[str, Any]] = {"rasl": {"window_steps": 30}}
+
+
+@dataclass
+class FitReport:
+    """What a fit used and produced."""
+
+    checkpoint: Path
+    method: str
+    config: dict[str, Any]
+    binding: dict[str, FeatureSource]
+    videos: list[Path]
+    video_sha256: list[str]
+    seed: int
+    n_steps: int
+    seconds: float
+    training: dict[str, Any] = field(default_factory=dict)
+    extraction: ExtractionStats = field(default_factory=ExtractionStats)
+
+
+def find_videos(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders scanned recursively for video suffixes. Order kept, duplicates dropped."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        else:
+            found.append(path)  # probe() names a missing or bad file
+    if not found:
+        raise ConfigError(f"no videos found in {', '.join(map(str, paths)) or '(nothing given)'} "
+                          f"(looked for {', '.join(VIDEO_SUFFIXES)})")
+    return list(dict.fromkeys(found))
+
+
+def fittable_method(name: str) -> type[HighlightMethod]:
+    """The registered class, or a ConfigError when it cannot be fitted without labels."""
+    cls = METHODS.get(name)
+    if not cls.trainable:
+        raise ConfigError(f"method {name!r} is a reference method and needs no fit; score with it directly")
+    if cls.supervised:
+        raise ConfigError(f"method {name!r} is supervised and needs labelled videos: train it with "
+                          f"`avhighlights bench` on a labelled dataset; `fit` takes unsupervised methods "
+                          f"({', '.join(unsupervised_methods())})")
+    return cls
+
+
+def unsupervised_methods() -> list[str]:
+    return [n for n in METHODS.names() if METHODS.get(n).trainable and not METHODS.get(n).supervised]
+
+
+def build_extractors(binding: Mapping[str, str], extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                     device: str | None = None) -> dict[str, Extractor]:
+    """role -> extractor; `extractor_overrides` maps an extractor name to config overrides."""
+    overrides = extractor_overrides or {}
+    return {role: create_extractor(name, overrides.get(name), device) for role, name in binding.items()}
+
+
+def grid_overrides(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The user's method overrides on top of the method's 1-s grid defaults."""
+    return {**ONE_SECOND_GRID_DEFAULTS.get(name, {}), **dict(overrides or {})}
+
+
+def load_samples(infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor], store=None,
+                 progress: ProgressFn | None = None, stats: ExtractionStats | None = None) -> list[Sample]:
+    """One 1-s grid Sample per video, features through the store."""
+    progress = progress or null_progress
+    unique = list({ex.name: ex for ex in extractors.values()}.values())
+    samples = []
+    for i, info in enumerate(infos):
+        tracks = extract_features(info, unique, store=store, stats=stats)
+        samples.append(build_sample(info, {role: tracks[ex.name] for role, ex in extractors.items()}))
+        progress("fit:features", (i + 1) / len(infos))
+    return samples
+
+
+def fit_on_videos(videos: Sequence[str | Path], method: str, out_checkpoint: str | Path,
+                  binding_overrides: Mapping[str, str] | None = None,
+                  method_overrides: Mapping[str, Any] | None = None,
+                  extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                  store: str | None = "default", seed: int = 0, progress: ProgressFn | None = None,
+                  device: str | None = None) -> FitReport:
+    """Fit unsupervised `method` on `videos` (files or folders) and write `out_checkpoint` atomically.
+
+    Every input is probed first: a bad file raises a MediaError naming it before any feature is
+    computed or anything is written. `store` is as in `pipeline.run.open_store`.
+    """
+    cls = fittable_method(method)
+    binding = resolve_binding(cls.default_binding, binding_overrides)
+    infos = list({i.sha256: i for i in map(probe, find_videos(videos))}.values())  # unique by content
+    extractors = build_extractors(binding, extractor_overrides, device)
+    return fit_infos(infos, method, extractors, out_checkpoint, method_overrides, open_store(store), seed, progress)
+
+
+def fit_infos(infos: Sequence[VideoInfo], method: str, extractors: Mapping[str, Extractor],
+              out_checkpoint: str | Path, method_overrides: Mapping[str, Any] | None = None,
+              store=None, seed: int = 0, progress: ProgressFn | None = None,
+              training_extra: Mapping[str, Any] | None = None) -> FitReport:
+    """The work of `fit_on_videos` for probed videos and built extractors; `store` is an open
+    FeatureStore or None."""
+    progress = progress or null_progress
+    t0 = time.monotonic()
+    stats = ExtractionStats()
+    model = create_method(method, {r: ex.dim for r, ex in extractors.items()}, grid_overrides(method, method_overrides))
+    samples = load_samples(infos, extractors, store, progress, stats)
+    report = model.fit(samples, seed=seed, progress=lambda _stage, f: progress("fit:train", f))  # one bar
+    binding = extractor_sources(extractors)
+    training = {"fit": report, "seed": seed, "step_s": GRID_STEP_S, "videos": [str(i.path) for i in infos],
+                "video_sha256": [i.sha256 for i in infos], **dict(training_extra or {})}
+    path = save_checkpoint(model, out_checkpoint, binding, training)
+    return FitReport(path, method, config_to_dict(model.config), binding, [i.path for i in infos],
+                     [i.sha256 for i in infos], seed, sum(s.n_steps for s in samples), time.monotonic() - t0,
+                     report, stats)

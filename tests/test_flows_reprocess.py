@@ -1,0 +1,104 @@
+"""reprocess-dataset on a real local server: resumable, one bad video does not fail the batch,
+evaluation from label files, a summary table artifact; a local 2-process Dask cluster; and the
+feature store on an S3-compatible endpoint (moto's server on loopback) through extract-and-score."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("prefect")
+
+from avhighlights.extractors.store import FeatureStore  # noqa: E402
+
+
+def remux(src: Path, dst: Path, tag: str) -> Path:
+    """A copy of `src` with a metadata tag: same media, different content hash."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-map", "0", "-c", "copy",
+                    "-metadata", f"comment={tag}", str(dst)], check=True)
+    return dst
+
+
+@pytest.fixture
+def dataset(synthetic_video, tmp_path) -> Path:
+    root = tmp_path / "dataset"
+    remux(synthetic_video, root / "a.mp4", "a")
+    remux(synthetic_video, root / "sub" / "b.mp4", "b")
+    (root / "a.labels.json").write_text(json.dumps({"spans": [[2.0, 5.0], [10.0, 13.0], [15.0, 18.0]]}))
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    return root
+
+
+def test_reprocess_is_resumable_isolates_failures_and_evaluates(prefect_server, dataset, tmp_path):
+    from avhighlights.flows.reprocess import SUMMARY_NAME, reprocess_dataset
+
+    out, store = tmp_path / "out", str(tmp_path / "store")
+    first = reprocess_dataset(str(dataset), str(out), store=store, stream_copy=True)
+    rows = {r["video"]: r for r in first["videos"]}
+    assert (first["done"], first["failed"], first["skipped"]) == (2, 1, 0)
+    assert rows["broken.mp4"]["status"] == "failed" and "broken.mp4" in rows["broken.mp4"]["error"]
+    assert rows["a.mp4"]["computed_features"] == "loudness" and 0.0 <= rows["a.mp4"]["map50"] <= 1.0
+    assert "map50" not in rows["sub/b.mp4"] and set(first["mean_metrics"]) >= {"map50", "rho"}
+    assert any((out / "sub" / "b").glob("clip_*.mp4")) and (out / "a" / "highlights.json").is_file()
+    assert json.loads((out / SUMMARY_NAME).read_text())["failed"] == 1
+    second = reprocess_dataset(str(dataset), str(out), store=store, stream_copy=True)
+    again = {r["video"]: r for r in second["videos"]}
+    assert (second["done"], second["skipped"], second["failed"]) == (0, 2, 1)
+    assert again["a.mp4"]["map50"] == rows["a.mp4"]["map50"] and again["a.mp4"]["computed_features"] == ""
+    assert len(list(FeatureStore(store).keys())) == 2
+
+
+def test_reprocess_changed_selection_recomputes_results_not_features(prefect_server, dataset, tmp_path):
+    from avhighlights.flows.reprocess import reprocess_dataset
+
+    manifest = tmp_path / "list.txt"
+    manifest.write_text(f"# two of the videos\n{dataset / 'a.mp4'}\n{dataset / 'sub' / 'b.mp4'}\n")
+    out, store = tmp_path / "out", str(tmp_path / "store")
+    first = reprocess_dataset(str(manifest), str(out), store=store, evaluate=False, stream_copy=True)
+    assert first["done"] == 2 and first["mean_metrics"] == {}
+    second = reprocess_dataset(str(manifest), str(out), store=store, top_ratio=0.2, evaluate=False, stream_copy=True)
+    assert second["done"] == 2 and all(r["computed_features"] == "" for r in second["videos"])
+
+
+@pytest.mark.slow  # ~100 s on the shared 2-core CPU (two worker processes import torch)
+def test_reprocess_on_local_two_worker_dask_cluster(prefect_server, dataset, tmp_path):
+    from avhighlights.flows.reprocess import reprocess_dataset
+
+    shutil.move(dataset / "broken.mp4", tmp_path / "broken.mp4")
+    remux(dataset / "a.mp4", dataset / "c.mp4", "c")
+    summary = reprocess_dataset(str(dataset), str(tmp_path / "out"), store=str(tmp_path / "store"),
+                                stream_copy=True, dask_workers=2)
+    assert summary["done"] == 3 and summary["failed"] == 0
+    assert len({r["worker"] for r in summary["videos"]}) == 2  # both Dask worker processes took videos
+
+
+def test_feature_store_on_s3_through_the_flow(prefect_server, synthetic_video, tmp_path, monkeypatch):
+    s3fs = pytest.importorskip("s3fs")
+    from moto.server import ThreadedMotoServer
+
+    from avhighlights.flows.extract_and_score import extract_and_score
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+            monkeypatch.setenv(name, value)
+        s3fs.S3FileSystem.clear_instance_cache()
+        s3fs.S3FileSystem().mkdir("features-bucket")
+        store = "s3://features-bucket/avh/features"
+        first = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out"), store=store)
+        second = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out2"), store=store)
+        assert first["cache_misses"] == ["loudness"] and second["cache_hits"] == {"loudness": True}
+        remote = FeatureStore(store)
+        assert list(remote.keys()) == [first["feature_keys"]["loudness"]] and remote.verify().corrupt == []
+        assert second["clips"][0]["score"] == first["clips"][0]["score"]
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+        server.stop()
