@@ -97,3 +97,17 @@ def test_same_padding_matches_tensorflow_rule():
     assert same_padding(8, 1, 1) == (0, 0)
     x = torch.zeros(1, 3, 128, 128)
     assert MobileNetV1().features(x).shape == (1, 256, 4, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bf16_channels_last_matches_cpu_fp32(weights_dir, media_dir):
+    """On CUDA the network runs NHWC under bf16 autocast; its pooled features match the CPU fp32 ones."""
+    overrides = {"weights_path": str(weights_dir / MOBILENET_V1_025.filename)}
+    cpu, gpu = (create_extractor("mobilenet_v1_025", overrides, device=d) for d in ("cpu", "cuda"))
+    media = open_media(probe(media_dir / "bbb_animation_music_30s.webm"))
+    rows_cpu, rows_gpu = cpu.extract(media).values, gpu.extract(media).values
+    conv = next(m for m in gpu.net.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    cosine = (rows_cpu * rows_gpu).sum(1) / (np.linalg.norm(rows_cpu, axis=1) * np.linalg.norm(rows_gpu, axis=1))
+    assert cosine.min() > 0.99

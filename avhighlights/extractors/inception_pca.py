@@ -83,6 +83,7 @@ def build_inception(random_init: bool, weights_path: str | None) -> nn.Module:
 class InceptionPoolExtractor(FrameExtractor):
     """Raw 2048-d Inception-v3 pool features per frame (the input of the PCA)."""
 
+    channels_last = True
     version = "1"
     Config = InceptionPoolConfig
 

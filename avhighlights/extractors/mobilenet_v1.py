@@ -73,6 +73,7 @@ class MobileNetV1Config:
 class MobileNetV1Extractor(FrameExtractor):
     """256-d pooled MobileNet-v1 0.25 features (+ 1001 class probabilities) per frame."""
 
+    channels_last = True
     version = "1"
     Config = MobileNetV1Config
 

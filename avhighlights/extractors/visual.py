@@ -7,6 +7,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -44,7 +45,10 @@ def to_tensor(frames: np.ndarray, mean: Sequence[float], std: Sequence[float],
     """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 scaled to [0, 1] then normalised per channel."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device).float().div_(255.0)  # (..., H, W, 3)
     x = (x - torch.tensor(mean, device=device)) / torch.tensor(std, device=device)
-    return x.movedim(-1, -3).contiguous()  # (..., 3, H, W)
+    x = x.movedim(-1, -3)  # (..., 3, H, W)
+    if device.type == "cuda" and x.dim() == 4:  # NHWC storage: the fast layout for 2-D convs under autocast
+        return x.contiguous(memory_format=torch.channels_last)
+    return x.contiguous()
 
 
 def cover_size(info: VideoInfo, short_side: int) -> tuple[int, int]:
@@ -96,6 +100,7 @@ class VisualExtractor(Extractor):
 
     modality = "visual"
     runtime_fields = frozenset({"batch_size", "weights_path"})  # the weights enter by their sha256
+    channels_last: ClassVar[bool] = False  # 2-D CNNs set it: on CUDA the network runs in NHWC memory format
 
     def __init__(self, config=None, device=None):
         super().__init__(config, device)
@@ -105,7 +110,10 @@ class VisualExtractor(Extractor):
     def net(self) -> nn.Module:
         if self._net is None:
             torch.manual_seed(self.config.seed)
-            self._net = self.build_net().eval().to(self.device)
+            net = self.build_net().eval().to(self.device)
+            if self.channels_last and self.device.type == "cuda":
+                net = net.to(memory_format=torch.channels_last)
+            self._net = net
         return self._net
 
     @abstractmethod
