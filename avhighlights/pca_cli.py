@@ -56,7 +56,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     from avhighlights.errors import ConfigError
     from avhighlights.extractors.pca import fit_pca, save_pca
     from avhighlights.extractors.store import FeatureStore
-    from avhighlights.pipeline.evaluation.bench import parse_overrides
+    from avhighlights.overrides import parse_overrides
 
     videos = find_videos(args.videos)
     if not videos:

@@ -14,11 +14,11 @@ import pytest
 from avhighlights.errors import ConfigError
 from avhighlights.models import baselines  # noqa: F401  (registers `random` and `loudness`)
 from avhighlights.models.base import METHODS, HighlightMethod, Sample, create_method
+from avhighlights.overrides import parse_overrides
 from avhighlights.pipeline.evaluation.bench import (
     add_bench_arguments,
     bench_main,
     collapsed_fraction,
-    parse_overrides,
     run_bench,
     seed_list,
 )

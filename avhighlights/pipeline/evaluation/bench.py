@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import json
 import os
 import platform
 import time
@@ -27,6 +26,7 @@ from avhighlights import __version__
 from avhighlights.atomic import write_json, write_text
 from avhighlights.errors import ConfigError
 from avhighlights.models.base import METHODS, HighlightMethod, ProgressFn, Sample, create_method
+from avhighlights.overrides import parse_overrides
 from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
     folder_data,
     mrhisum_data,
@@ -247,20 +247,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """['lr=1e-4', 'name=x'] -> {'lr': 0.0001, 'name': 'x'}."""
-    overrides = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[key] = raw
-    return overrides
 
 
 def bench_main(args: argparse.Namespace) -> int:

@@ -63,6 +63,17 @@ def read_labels(path: Path, grid: Spans) -> tuple[np.ndarray, str | None]:
 
 
 @DATASETS.register("folder")
+def features_on_second_grid(features_for: FeaturesFn, video: Path) -> tuple[dict[str, np.ndarray], float]:
+    """Every role's track from the provider, aligned onto the video's 1-s grid, and the duration in
+    seconds the tracks cover (DatasetError when the provider returns nothing)."""
+    tracks = dict(features_for(video))
+    if not tracks:
+        raise DatasetError(f"{video}: the feature provider returned no tracks")
+    duration_s = max(float(t.spans.end_s[-1]) for t in tracks.values())
+    grid = second_grid(duration_s)
+    return {role: align_track(t, grid).values for role, t in tracks.items()}, duration_s
+
+
 class FolderDataset(Dataset):
     """Videos in `root` that have a label file; features from `features_for`, on the 1-s grid."""
 
@@ -92,12 +103,8 @@ class FolderDataset(Dataset):
 
     def load_sample(self, video_id: str) -> Sample:
         video = self._videos[video_id]
-        tracks = dict(self.features_for(video))
-        if not tracks:
-            raise DatasetError(f"{video}: the feature provider returned no tracks")
-        duration_s = max(float(t.spans.end_s[-1]) for t in tracks.values())
+        features, duration_s = features_on_second_grid(self.features_for, video)
         grid = second_grid(duration_s)
-        features = {role: align_track(t, grid).values for role, t in tracks.items()}
         labels, group = read_labels(self._label_path(video), grid)
         meta = {"path": str(video), "duration_s": duration_s, "n_steps": len(grid)}
         return Sample(video_id, features, 1.0, labels.astype(np.float32), group, meta)

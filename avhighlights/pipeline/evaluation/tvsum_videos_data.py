@@ -22,6 +22,7 @@ from avhighlights.errors import DatasetError
 from avhighlights.extractors.base import Extractor, create_extractor
 from avhighlights.models.base import FeatureSource, Sample
 from avhighlights.pipeline.evaluation.datasets import DATASETS, Dataset, Split
+from avhighlights.pipeline.evaluation.folder_data import features_on_second_grid
 from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
 from avhighlights.pipeline.evaluation.protocols import PERCENT_DAVIHD, PROTOCOLS, BenchProtocol, nanmean_metrics
 from avhighlights.pipeline.evaluation.tvsum_data import (
@@ -30,7 +31,7 @@ from avhighlights.pipeline.evaluation.tvsum_data import (
     load_tvsum_frame_annotations,
     tvsum_1fps_ground_truth,
 )
-from avhighlights.pipeline.timebase import FeatureTrack, align_track, second_grid
+from avhighlights.pipeline.timebase import FeatureTrack
 
 FeaturesFn = Callable[[Path], Mapping[str, FeatureTrack]]
 ANNO_FILE = "ydata-tvsum50-anno.tsv"
@@ -109,17 +110,13 @@ class TVSumVideosDataset(Dataset):
 
     def load_sample(self, video_id: str) -> Sample:
         video = self._videos[video_id]
-        tracks = dict(self.features_for(video))
-        if not tracks:
-            raise DatasetError(f"{video}: the feature provider returned no tracks")
-        duration_s = max(float(t.spans.end_s[-1]) for t in tracks.values())
-        grid = second_grid(duration_s)
+        aligned, duration_s = features_on_second_grid(self.features_for, video)
         length_s = self.lengths.get(video_id, int(duration_s))
         labels = tvsum_1fps_ground_truth(self.annotations[video_id], length_s)
-        n = min(len(grid), len(labels))
+        n = min(len(next(iter(aligned.values()))), len(labels))
         if n < 1:
             raise DatasetError(f"{video}: no whole second of features and labels")
-        features = {role: align_track(t, grid).values[:n] for role, t in tracks.items()}
+        features = {role: values[:n] for role, values in aligned.items()}
         meta = {"path": str(video), "frame_annotations": self.annotations[video_id], "length_s": length_s,
                 "n_steps": n}
         return Sample(video_id, features, 1.0, labels[:n].astype(np.float32), self.categories.get(video_id), meta)
