@@ -62,7 +62,6 @@ def read_labels(path: Path, grid: Spans) -> tuple[np.ndarray, str | None]:
     raise DatasetError(f"{path}: label JSON needs 'scores' or 'spans'")
 
 
-@DATASETS.register("folder")
 def features_on_second_grid(features_for: FeaturesFn, video: Path) -> tuple[dict[str, np.ndarray], float]:
     """Every role's track from the provider, aligned onto the video's 1-s grid, and the duration in
     seconds the tracks cover (DatasetError when the provider returns nothing)."""
@@ -74,6 +73,7 @@ def features_on_second_grid(features_for: FeaturesFn, video: Path) -> tuple[dict
     return {role: align_track(t, grid).values for role, t in tracks.items()}, duration_s
 
 
+@DATASETS.register("folder")
 class FolderDataset(Dataset):
     """Videos in `root` that have a label file; features from `features_for`, on the 1-s grid."""
 
