@@ -22,28 +22,27 @@ from torch import nn
 from avhighlights.errors import ConfigError
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.pca import YT8M_DEQUANT_OFFSET, PcaParams, apply_pca, dequantize, load_pca, quantize
-from avhighlights.extractors.visual import IMAGENET_MEAN, IMAGENET_STD, FrameExtractor, check_sha256_prefix, to_tensor
+from avhighlights.extractors.visual import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FrameExtractor,
+    check_sha256_prefix,
+    to_tensor,
+    torchvision_prefix_of,
+    torchvision_weights,
+)
 from avhighlights.extractors.weights import (
-    WeightSpec,
     cached_sha256,
     load_state_dict,
-    register_weights,
     resolve_weights,
 )
 from avhighlights.pipeline.types import VideoInfo
 
-INCEPTION_URL = "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"
-INCEPTION_SHA256_PREFIX = "0cc3c7bd"
-INCEPTION_V3 = register_weights(WeightSpec(
-    name="inception_v3_imagenet_tv",
-    filename="inception_v3_google-0cc3c7bd.pth",
-    url=INCEPTION_URL,
-    sha256=None,
+INCEPTION_V3 = torchvision_weights(
+    "inception_v3_imagenet_tv", "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
     licence="BSD-3-Clause (torchvision); Apache-2.0 (TF-slim weights); ImageNet terms apply",
     source="torchvision.models.Inception_V3_Weights.IMAGENET1K_V1 (Szegedy et al., CVPR 2016)",
-    notes=f"torchvision publishes only the sha256 prefix {INCEPTION_SHA256_PREFIX} (in the file name); the "
-          "extractor checks it, the full hash is computed from the file for the cache identity",
-))
+)
 POOL_DIM = 2048
 
 
@@ -73,7 +72,7 @@ def build_inception(random_init: bool, weights_path: str | None) -> nn.Module:
     net = inception_v3(weights=None, aux_logits=True, transform_input=True, init_weights=random_init)
     if not random_init:
         path = resolve_weights(INCEPTION_V3.name, weights_path)
-        check_sha256_prefix(path, INCEPTION_SHA256_PREFIX, INCEPTION_URL)
+        check_sha256_prefix(path, torchvision_prefix_of(INCEPTION_V3.filename), INCEPTION_V3.url)
         net.load_state_dict(load_state_dict(path), strict=True)
     net.fc = nn.Identity()
     return net

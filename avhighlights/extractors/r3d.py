@@ -30,6 +30,8 @@ from avhighlights.extractors.visual import (
     check_sha256_prefix,
     clip_rows,
     to_tensor,
+    torchvision_prefix_of,
+    torchvision_weights,
 )
 from avhighlights.extractors.weights import (
     WeightSpec,
@@ -52,18 +54,11 @@ R3D34_KINETICS = register_weights(WeightSpec(
           "weights_path or put it in $AVH_WEIGHTS_DIR. A {'state_dict', 'arch', 'epoch', 'optimizer'} dict whose "
           "keys carry the DataParallel prefix 'module.'",
 ))
-R3D18_TV_URL = "https://download.pytorch.org/models/r3d_18-b3b3357e.pth"
-R3D18_TV_SHA256_PREFIX = "b3b3357e"
-R3D18_TV = register_weights(WeightSpec(
-    name="r3d18_kinetics_tv",
-    filename="r3d_18-b3b3357e.pth",
-    url=R3D18_TV_URL,
-    sha256=None,
+R3D18_TV = torchvision_weights(
+    "r3d18_kinetics_tv", "https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
     licence="BSD-3-Clause (torchvision); Kinetics-400 terms apply",
     source="torchvision.models.video.R3D_18_Weights.KINETICS400_V1 (Tran et al., CVPR 2018)",
-    notes=f"torchvision publishes only the sha256 prefix {R3D18_TV_SHA256_PREFIX} (in the file name); the "
-          "extractor checks that prefix, the full hash is computed from the file for the cache identity",
-))
+)
 
 
 @dataclass(frozen=True)
@@ -160,7 +155,7 @@ class R3D18TorchvisionExtractor(ClipExtractor):
         net = r3d_18(weights=None)
         if not self.config.random_init:
             path = resolve_weights(R3D18_TV.name, self.config.weights_path)
-            check_sha256_prefix(path, R3D18_TV_SHA256_PREFIX, R3D18_TV_URL)
+            check_sha256_prefix(path, torchvision_prefix_of(R3D18_TV.filename), R3D18_TV.url)
             net.load_state_dict(load_state_dict(path), strict=True)
         net.fc = nn.Identity()
         return net

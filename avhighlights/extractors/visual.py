@@ -15,7 +15,7 @@ from torch import nn
 
 from avhighlights.errors import WeightsHashError
 from avhighlights.extractors.base import Extractor
-from avhighlights.extractors.weights import cached_sha256, weights_identity
+from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights, weights_identity
 from avhighlights.pipeline.timebase import FeatureTrack, second_grid
 from avhighlights.pipeline.types import MediaSource, VideoInfo
 
@@ -89,6 +89,22 @@ def check_sha256_prefix(path: Path, prefix: str, url: str) -> Path:
             f"delete the file and download it again from {url}"
         )
     return path
+
+
+def torchvision_weights(name: str, url: str, licence: str, source: str) -> WeightSpec:
+    """Register a torchvision weights file. torchvision publishes only the sha256 prefix (the part of the
+    file name after '-'); `check_sha256_prefix(path, torchvision_prefix(spec), spec.url)` checks it, and
+    the full hash, computed from the file, enters the cache identity."""
+    filename = url.rsplit("/", 1)[-1]
+    return register_weights(WeightSpec(
+        name=name, filename=filename, url=url, sha256=None, licence=licence, source=source,
+        notes=f"torchvision publishes only the sha256 prefix {torchvision_prefix_of(filename)} (in the file name)",
+    ))
+
+
+def torchvision_prefix_of(filename: str) -> str:
+    """'r3d_18-b3b3357e.pth' -> 'b3b3357e'."""
+    return filename.rsplit(".", 1)[0].rsplit("-", 1)[-1]
 
 
 class VisualExtractor(Extractor):
