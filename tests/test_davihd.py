@@ -17,6 +17,7 @@ from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
 from avhighlights.models.davihd import PRESETS, masked_mse, resolve_hparams, validation_f1
 from avhighlights.models.davihd_net import DAViHDNet, DAViHDShape, davihd_init_, parameter_count
 from avhighlights.models.fdy import (
+    BN_MOMENTUM,
     TEMPERATURE,
     DynamicsCNN,
     FDYConv2d,
@@ -108,6 +109,46 @@ def test_dynamics_cnn_shapes_and_replicate_padding():
     padded = replicate_pad_time(torch.arange(6.0).view(2, 3))
     np.testing.assert_allclose(padded.numpy(), [[0, 1, 2], [3, 4, 5], [3, 4, 5], [3, 4, 5]])
     assert replicate_pad_time(torch.zeros(7, 3)).shape == (7, 3)
+
+
+def stage_norms(module: torch.nn.Module) -> list[torch.nn.BatchNorm2d]:
+    """The six stage BatchNorms of every DynamicsCNN inside `module`."""
+    return [stage.norm for cnn in module.modules() if isinstance(cnn, DynamicsCNN) for stage in cnn.stages]
+
+
+def test_bn_switches_reach_every_stage_batchnorm_of_the_dynamics_cnn():
+    default = tiny_method(modalities=["dynamics"])
+    assert default.config.bn_momentum == BN_MOMENTUM == 0.99  # spec §1.3 row 3 / authors' code parity
+    norms = stage_norms(default.module)
+    assert len(norms) == 6 and all(n.momentum == 0.99 and n.eps == 1e-3 for n in norms)
+    for config in ({"modalities": ["dynamics"]}, {}, {"sa_mode": "late"}):
+        method = tiny_method(**config, bn_momentum=0.01)
+        norms = stage_norms(method.module)
+        assert len(norms) == 6 and all(n.momentum == 0.01 and n.eps == 1e-3 for n in norms), config
+        # the attention blocks' BatchNorms (TAP, kernel attention) are not stage norms: torch's default
+        others = [m for m in method.module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                  and not any(m is n for n in norms)]
+        assert others and all(m.momentum == 0.1 for m in others)
+    with pytest.raises(ConfigError, match="bn_momentum"):
+        tiny_method(modalities=["dynamics"], bn_momentum=1.5)
+    assert all(n.track_running_stats for n in stage_norms(default.module))
+    per_clip = tiny_method(modalities=["dynamics"], bn_running_stats=False).module.eval()
+    norms = stage_norms(per_clip)
+    assert len(norms) == 6 and all(not n.track_running_stats and n.running_mean is None for n in norms)
+    cnn = DynamicsCNN(64, bn_running_stats=False).eval()  # eval mode normalises by the clip's own stats
+    x = torch.randn(1, 1, 8, 64)
+    torch.testing.assert_close(cnn.stages[0].norm(cnn.stages[0].conv(x)),
+                               F.batch_norm(cnn.stages[0].conv(x), None, None, cnn.stages[0].norm.weight,
+                                            cnn.stages[0].norm.bias, training=True, eps=1e-3))
+    # eval-mode stats: with 0.99 they are (almost) the last batch's, with 0.01 an average
+    for momentum, expected_close in ((0.99, True), (0.01, False)):
+        cnn = DynamicsCNN(64, bn_momentum=momentum).train()
+        cnn(torch.randn(1, 1, 8, 64))
+        last = torch.randn(1, 1, 8, 64) * 5 + 3
+        cnn(last)
+        batch_mean = cnn.stages[0].conv(last).detach().mean(dim=(0, 2, 3))
+        close = torch.allclose(cnn.stages[0].norm.running_mean, batch_mean, atol=0.05 * float(batch_mean.abs().max()))
+        assert close == expected_close, momentum
 
 
 # --- transformer pieces ------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from torch import nn
 
 from avhighlights.errors import ConfigError
 from avhighlights.models.attention import zero_padded
-from avhighlights.models.fdy import DynamicsCNN, replicate_pad_time
+from avhighlights.models.fdy import BN_MOMENTUM, DynamicsCNN, replicate_pad_time
 from avhighlights.models.transformer_blocks import (
     DoubleProjectionCrossAttention,
     PostNormEncoderLayer,
@@ -39,7 +39,8 @@ MLP_LN_EPS = 1e-6
 class DAViHDShape:
     """Everything that sizes the network. Widths D_v and D_s come from the input features;
     `dynamics_dim` is D_d (2048 in the paper); `heads` is used by the visual/semantic/late layers and
-    the cross-attention, `dynamics_heads` by the dynamics pre-norm stack (FFN 4 x D_d)."""
+    the cross-attention, `dynamics_heads` by the dynamics pre-norm stack (FFN 4 x D_d); `bn_momentum`
+    (torch semantics) and `bn_running_stats` are those of the FDY CNN's stage BatchNorms."""
 
     visual_dim: int = 512
     semantic_dim: int = 2048
@@ -52,8 +53,12 @@ class DAViHDShape:
     dynamics_heads: int = 8
     dynamics_layers: int = 2
     dropout: float = 0.1
+    bn_momentum: float = BN_MOMENTUM
+    bn_running_stats: bool = True
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.bn_momentum <= 1.0:
+            raise ConfigError(f"davihd: bn_momentum must lie in [0, 1], got {self.bn_momentum}")
         check_choice("modalities", self.modalities, STREAMS, allow_subset=True)
         check_choice("sa_mode", (self.sa_mode,), SA_MODES)
         check_choice("fusion", (self.fusion,), FUSIONS)
@@ -99,9 +104,10 @@ class DynamicsEncoder(nn.Module):
     flatten channel x frequency, adaptive average pooling back to the sample's T, Linear; then
     sinusoidal positional encoding and dropout on the padded batch."""
 
-    def __init__(self, n_mels: int, width: int, dropout: float):
+    def __init__(self, n_mels: int, width: int, dropout: float, bn_momentum: float = BN_MOMENTUM,
+                 bn_running_stats: bool = True):
         super().__init__()
-        self.cnn = DynamicsCNN(n_mels)
+        self.cnn = DynamicsCNN(n_mels, bn_momentum=bn_momentum, bn_running_stats=bn_running_stats)
         self.proj = nn.Linear(self.cnn.out_dim, width)
         self.position = SinusoidalPositionalEncoding(width, dropout)
 
@@ -131,7 +137,8 @@ class AudioEncoder(nn.Module):
         if "semantic" in shape.modalities and early:
             self.semantic_sa = PostNormEncoderLayer(shape.semantic_dim, shape.heads, shape.dropout)
         if "dynamics" in shape.modalities:
-            self.dynamics = DynamicsEncoder(shape.n_mels, shape.dynamics_dim, shape.dropout)
+            self.dynamics = DynamicsEncoder(shape.n_mels, shape.dynamics_dim, shape.dropout, shape.bn_momentum,
+                                            shape.bn_running_stats)
             if early:
                 self.dynamics_sa = PreNormEncoder(shape.dynamics_dim, shape.dynamics_heads, 4 * shape.dynamics_dim,
                                                   shape.dropout, shape.dynamics_layers)

@@ -19,7 +19,7 @@ TEMPERATURE = 31.0
 CHANNELS = (16, 32, 64, 128, 128, 128)
 POOLS = ((2, 2), (2, 2), (1, 2), (1, 2), (1, 2), (1, 2))  # (time, freq) per stage
 BN_EPS = 1e-3
-BN_MOMENTUM = 0.99  # the FDY code's value, used with torch semantics as that code does
+BN_MOMENTUM = 0.99  # the FDY code's value (a Keras decay) used with torch semantics, as that code does
 MIN_FRAMES = 4  # replicate-pad shorter spectrograms so two (2, 2) poolings leave >= 1 step
 
 
@@ -105,13 +105,19 @@ class FDYConv2d(nn.Module):
 
 
 class DynamicsStage(nn.Module):
-    """Conv (plain with bias, or FDY without), BatchNorm (eps 1e-3, momentum 0.99), ReLU, AvgPool."""
+    """Conv (plain with bias, or FDY without), BatchNorm (eps 1e-3, momentum 0.99), ReLU, AvgPool.
 
-    def __init__(self, in_channels: int, out_channels: int, pool: tuple[int, int], dynamic: bool):
+    `bn_momentum` has torch semantics: running = (1 - m) * running + m * batch, so 0.99 keeps
+    (almost) only the last training batch's statistics for eval mode. With `bn_running_stats` False the
+    norm keeps none and uses the statistics of the batch it sees in eval mode too."""
+
+    def __init__(self, in_channels: int, out_channels: int, pool: tuple[int, int], dynamic: bool,
+                 bn_momentum: float = BN_MOMENTUM, bn_running_stats: bool = True):
         super().__init__()
         self.conv = FDYConv2d(in_channels, out_channels) if dynamic else nn.Conv2d(in_channels, out_channels, 3,
                                                                                   padding=1)
-        self.norm = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.norm = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=bn_momentum,
+                                   track_running_stats=bn_running_stats)
         self.pool = nn.AvgPool2d(pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -119,13 +125,19 @@ class DynamicsStage(nn.Module):
 
 
 class DynamicsCNN(nn.Module):
-    """Six stages: (B, 1, T, 128) log-Mel (time, freq) -> (B, 128, T // 4, 2); stage 1 plain, 2-6 FDY."""
+    """Six stages: (B, 1, T, 128) log-Mel (time, freq) -> (B, 128, T // 4, 2); stage 1 plain, 2-6 FDY.
+    `bn_momentum` and `bn_running_stats` go to the six stage BatchNorms (the attention blocks' BatchNorms
+    keep torch's defaults)."""
 
     def __init__(self, n_mels: int = 128, channels: Sequence[int] = CHANNELS,
-                 pools: Sequence[tuple[int, int]] = POOLS):
+                 pools: Sequence[tuple[int, int]] = POOLS, bn_momentum: float = BN_MOMENTUM,
+                 bn_running_stats: bool = True):
         super().__init__()
+        if not 0.0 <= bn_momentum <= 1.0:
+            raise ValueError(f"DynamicsCNN: bn_momentum must lie in [0, 1], got {bn_momentum}")
         widths = (1, *channels)
-        self.stages = nn.ModuleList(DynamicsStage(widths[i], widths[i + 1], pools[i], dynamic=i > 0)
+        self.stages = nn.ModuleList(DynamicsStage(widths[i], widths[i + 1], pools[i], dynamic=i > 0,
+                                                  bn_momentum=bn_momentum, bn_running_stats=bn_running_stats)
                                     for i in range(len(channels)))
         freq_left = n_mels
         for _, pool_f in pools:
