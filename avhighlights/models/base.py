@@ -68,6 +68,8 @@ class HighlightMethod(ABC):
     trainable: ClassVar[bool] = True
     supervised: ClassVar[bool] = True
     default_binding: ClassVar[Mapping[str, str]] = {}  # role -> extractor name for raw video
+    # config overrides for features on the 1-s grid of `fit`/`score` when the defaults assume another step
+    one_second_grid_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, config: Any, feature_dims: Mapping[str, int]):
         self.config = config

@@ -8,7 +8,7 @@ Roles are bound to extractors by the method's `default_binding`, changed per rol
 `binding_overrides` ({role: extractor name}), e.g. a CPU-only set-up without the default weights.
 
 Samples live on the 1-s grid (one step per second). Methods whose defaults assume another step
-get the overrides in `ONE_SECOND_GRID_DEFAULTS` unless the user sets the key: RASL's window of
+declare `one_second_grid_defaults` (models/base.py), applied unless the user sets the key: RASL's window of
 150 steps is 30 s at the paper's 5 fps, so on the 1-s grid its window is 30 steps (its default of
 150 applies to features sampled at 5 fps, e.g. in `bench` on such features).
 """
@@ -35,7 +35,6 @@ from avhighlights.pipeline.types import VideoInfo
 from avhighlights.registry import config_to_dict
 
 GRID_STEP_S = 1.0
-ONE_SECOND_GRID_DEFAULTS: dict[str, dict[str, Any]] = {"rasl": {"window_steps": 30}}
 
 
 @dataclass
@@ -94,7 +93,7 @@ def build_extractors(binding: Mapping[str, str], extractor_overrides: Mapping[st
 
 def grid_overrides(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
     """The user's method overrides on top of the method's 1-s grid defaults."""
-    return {**ONE_SECOND_GRID_DEFAULTS.get(name, {}), **dict(overrides or {})}
+    return {**METHODS.get(name).one_second_grid_defaults, **dict(overrides or {})}
 
 
 def load_samples(infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor], store=None,
