@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from avhighlights.errors import ConfigError
-from avhighlights.extractors.base import Extractor, create_extractor
+from avhighlights.extractors.base import Extractor
 from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, ProgressFn, Sample, create_method
 from avhighlights.models.checkpoint import save_checkpoint
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
@@ -30,7 +30,7 @@ from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.run import open_store
-from avhighlights.pipeline.score import build_sample, extractor_sources, resolve_binding
+from avhighlights.pipeline.score import build_extractors, build_sample, extractor_sources, resolve_binding
 from avhighlights.pipeline.types import VideoInfo
 from avhighlights.registry import config_to_dict
 
@@ -82,13 +82,6 @@ def fittable_method(name: str) -> type[HighlightMethod]:
 
 def unsupervised_methods() -> list[str]:
     return [n for n in METHODS.names() if METHODS.get(n).trainable and not METHODS.get(n).supervised]
-
-
-def build_extractors(binding: Mapping[str, str], extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None,
-                     device: str | None = None) -> dict[str, Extractor]:
-    """role -> extractor; `extractor_overrides` maps an extractor name to config overrides."""
-    overrides = extractor_overrides or {}
-    return {role: create_extractor(name, overrides.get(name), device) for role, name in binding.items()}
 
 
 def grid_overrides(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -35,11 +35,17 @@ from avhighlights.extractors.base import Extractor
 from avhighlights.extractors.weights import cache_root
 from avhighlights.models.base import METHODS, ProgressFn
 from avhighlights.models.checkpoint import load_checkpoint
-from avhighlights.pipeline.fit import build_extractors, find_videos, fit_infos, grid_overrides
+from avhighlights.pipeline.fit import find_videos, fit_infos, grid_overrides
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.results import utc_now
 from avhighlights.pipeline.run import open_store
-from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, extractor_sources, resolve_binding
+from avhighlights.pipeline.score import (
+    PreparedScorer,
+    ScorerSpec,
+    build_extractors,
+    extractor_sources,
+    resolve_binding,
+)
 from avhighlights.pipeline.types import VideoInfo
 from avhighlights.registry import build_config, config_to_dict
 

@@ -46,9 +46,11 @@ def extractor_sources(extractors: Mapping[str, Extractor]) -> dict[str, FeatureS
     return {role: FeatureSource(ex.name, ex.version, "extractor", ex.dim) for role, ex in extractors.items()}
 
 
-def _build_extractors(binding: Mapping[str, str], spec: ScorerSpec) -> dict[str, Extractor]:
-    overrides = spec.extractor_overrides or {}
-    return {role: create_extractor(name, overrides.get(name), spec.device) for role, name in binding.items()}
+def build_extractors(binding: Mapping[str, str], extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                     device: str | None = None) -> dict[str, Extractor]:
+    """role -> extractor; `extractor_overrides` maps an extractor name to config overrides."""
+    overrides = extractor_overrides or {}
+    return {role: create_extractor(name, overrides.get(name), device) for role, name in binding.items()}
 
 
 def resolve_binding(base: Mapping[str, str], overrides: Mapping[str, str] | None) -> dict[str, str]:
@@ -78,7 +80,7 @@ def prepare_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo] = (), store=None
     if spec.checkpoint:
         info = read_checkpoint_info(spec.checkpoint)
         binding = resolve_binding({r: s.name for r, s in info.binding.items()}, spec.binding_overrides)
-        extractors = _build_extractors(binding, spec)
+        extractors = build_extractors(binding, spec.extractor_overrides, spec.device)
         method, _ = load_checkpoint(spec.checkpoint, expected_binding=extractor_sources(extractors))
         return PreparedScorer(method, extractors, str(spec.checkpoint))
     cls = METHODS.get(spec.method)
@@ -91,7 +93,8 @@ def prepare_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo] = (), store=None
             f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
             f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
         )
-    extractors = _build_extractors(resolve_binding(cls.default_binding, spec.binding_overrides), spec)
+    binding = resolve_binding(cls.default_binding, spec.binding_overrides)
+    extractors = build_extractors(binding, spec.extractor_overrides, spec.device)
     dims = {role: ex.dim for role, ex in extractors.items()}
     return PreparedScorer(create_method(spec.method, dims, spec.method_overrides), extractors, None)
 
