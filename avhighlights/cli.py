@@ -18,6 +18,7 @@ from avhighlights.fit_cli import add_score_fit_arguments, build_fit, score_spec_
 from avhighlights.flows.serve import build_serve
 from avhighlights.flows.watch_cli import build_watch
 from avhighlights.pca_cli import build_pca_subcommand
+from avhighlights.pipeline.evaluation.bench_args import build_merge_subcommand
 from avhighlights.pipeline.progress import PROGRESS_MODES, Progress
 
 
@@ -268,7 +269,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _SUBCOMMAND_BUILDERS = [
     _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo, build_fit,
-    build_watch, build_pca_subcommand, build_serve,
+    build_watch, build_pca_subcommand, build_serve, build_merge_subcommand,
 ]
 
 

@@ -81,6 +81,6 @@ class FeatureStoreError(AVHighlightsError):
 
 
 class DatasetError(AVHighlightsError):
-    """A dataset root or file is missing or malformed."""
+    """A dataset root, a dataset file or a bench result file is missing or malformed."""
 
     exit_code = 7

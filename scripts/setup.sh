@@ -16,7 +16,10 @@ fi
 PYTHON=${PYTHON:-python3}
 stamp=".setup-stamp"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)-$($PYTHON -c 'import sys; print(sys.prefix)')"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! $PYTHON -c "import avhighlights, torch, decord, prefect" 2>/dev/null; then
+# Imported from / (not from this folder, where `import avhighlights` always works): the installed package must
+# be this checkout, not another clone's editable install.
+installed="$(cd / && $PYTHON -c 'import torch, decord, prefect, avhighlights; print(avhighlights.__file__)' 2>/dev/null || true)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ "$installed" != "$PWD/avhighlights/__init__.py" ]; then
     echo "setup: installing avhighlights and its dependencies (first run: several minutes)" >&2
     $PYTHON -m pip install -q --disable-pip-version-check -e ".[dev]"
     echo "$want" > "$stamp"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import ConfigError
+from avhighlights.errors import ConfigError, DatasetError
 from avhighlights.models import baselines  # noqa: F401  (registers `random` and `loudness`)
 from avhighlights.models.base import METHODS, HighlightMethod, Sample, create_method
 from avhighlights.overrides import parse_overrides
@@ -22,6 +22,7 @@ from avhighlights.pipeline.evaluation.bench import (
     run_bench,
     seed_list,
 )
+from avhighlights.pipeline.evaluation.bench_merge import merge_results
 from avhighlights.pipeline.evaluation.folder_data import FolderDataset
 from avhighlights.pipeline.timebase import FeatureTrack, Spans
 
@@ -94,7 +95,7 @@ class _ProbeBase(HighlightMethod):
     def fit(self, train, val=None, seed=0, progress=None):
         type(self).fit_log.append([(s.labels is not None, sorted(s.meta)) for s in train])
         self.weights = np.mean([s.features["visual"].mean(axis=0) for s in train], axis=0)  # (D,)
-        return {"n_train": len(train)}
+        return {"n_train": len(train), "best_epoch": 0}
 
     def predict(self, sample: Sample) -> np.ndarray:
         assert sample.labels is None  # bench never shows test labels to predict
@@ -213,3 +214,59 @@ def test_feature_norm_baseline_by_hand():
     np.testing.assert_allclose(flipped.predict(Sample("v", {"audio": sample.features["visual"]}, 1.0)), [-5, -1, -10])
     with pytest.raises(ConfigError, match="sign"):
         create_method("feature_norm", {"visual": 2}, {"sign": 0.5})
+
+
+def _table_rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("|")]
+
+
+def test_bench_merge_of_seed_parts_equals_one_run(tmp_path: Path):
+    """Seeds run apart (`--seed-values`) and merged give the numbers and table of one `--seeds 3` run."""
+    ds = _folder(tmp_path / "videos")
+    whole = run_bench(tmp_path, ds, "random", 3, out_dir=tmp_path / "whole")
+    run_bench(tmp_path, ds, "random", [42, 123], out_dir=tmp_path / "a")
+    run_bench(tmp_path, ds, "random", [456], out_dir=tmp_path / "b")
+    merged = merge_results([tmp_path / "a", tmp_path / "b" / "result.json"], tmp_path / "m")
+    assert merged.seeds == [42, 123, 456] and merged.per_seed == whole.per_seed
+    assert merged.summary == whole.summary and merged.splits == whole.splits
+    assert whole.summary["overall"]["f1_top50"]["std"] > 0  # the seeds really differ
+    assert _table_rows(merged.markdown_path.read_text()) == _table_rows(whole.markdown_path.read_text())
+    assert "bench-merge` from 2 runs (seeds 42, 123; 456)" in merged.markdown_path.read_text()
+    saved = json.loads((tmp_path / "m" / "result.json").read_text())
+    assert [p["seeds"] for p in saved["extra"]["merged_from"]] == [[42, 123], [456]]
+
+
+def test_bench_merge_refuses_other_experiments_and_repeated_seeds(tmp_path: Path):
+    ds = _folder(tmp_path / "videos")
+    run_bench(tmp_path, ds, "test_bench_supervised_probe", [42], out_dir=tmp_path / "a")
+    run_bench(tmp_path, ds, "test_bench_supervised_probe", [123], out_dir=tmp_path / "b",
+              method_overrides={"scale": 2.0})
+    run_bench(tmp_path, ds, "test_bench_supervised_probe", [42], out_dir=tmp_path / "c")
+    with pytest.raises(ConfigError, match="b/result.json: method_overrides"):
+        merge_results([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    with pytest.raises(ConfigError, match="seed 42 is in both"):
+        merge_results([tmp_path / "a", tmp_path / "c"], tmp_path / "m")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(DatasetError, match="bad.json: not valid JSON"):
+        merge_results([tmp_path / "a", tmp_path / "bad.json"], tmp_path / "m")
+    with pytest.raises(DatasetError, match="nowhere: no bench result here"):
+        merge_results([tmp_path / "a", tmp_path / "nowhere"], tmp_path / "m")
+    assert not (tmp_path / "m").exists()  # nothing written on a refusal
+
+
+def test_bench_records_every_fit_report_and_cli_seed_values(tmp_path: Path, capsys):
+    ds = _folder(tmp_path / "videos")
+    result = run_bench(tmp_path, ds, "test_bench_supervised_probe", [7, 8], out_dir=tmp_path / "s")
+    assert result.fit_reports == {"7": {"splits.json": {"n_train": 2, "best_epoch": 0}},
+                                  "8": {"splits.json": {"n_train": 2, "best_epoch": 0}}}
+    assert "Selected epoch (0-based, by validation) over 2 (seed, split) runs" in result.markdown_path.read_text()
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(["--data-root", "x", "--dataset", "d", "--method", "m", "--seed-values", "5", "9"])
+    assert args.seed_values == [5, 9]
+    from avhighlights.cli import main
+
+    run_bench(tmp_path, ds, "test_bench_supervised_probe", [9], out_dir=tmp_path / "t")
+    assert main(["bench-merge", str(tmp_path / "s"), str(tmp_path / "t"), "--out", str(tmp_path / "st")]) == 0
+    assert "over 3 seeds [7, 8, 9]" in capsys.readouterr().out
+    assert main(["bench-merge", str(tmp_path / "s"), str(tmp_path / "s"), "--out", str(tmp_path / "x")]) == 2

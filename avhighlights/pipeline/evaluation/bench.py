@@ -66,6 +66,7 @@ class BenchResult:
     wall_s: float
     machine: dict[str, Any]
     extra: dict[str, Any] = field(default_factory=dict)
+    fit_reports: dict[str, dict[str, dict]] = field(default_factory=dict)  # seed -> split -> method.fit's report
     json_path: Path | None = None
     markdown_path: Path | None = None
 
@@ -198,13 +199,15 @@ def run_bench(data_root: str | Path, dataset: str | Dataset, method: str, seeds:
     dataset_name = ds.name
     proto = _resolve_protocol(ds, dataset_name, protocol)
     seed_values = seed_list(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]
-    per_seed, splits, method_info = {}, {}, {}
+    per_seed, splits, method_info, fit_reports = {}, {}, {}, {}
     jobs = [(seed, split) for seed in seed_values for split in proto.splits(ds, seed)]
     for done, (seed, split) in enumerate(jobs):
         metrics, info = run_split(method, method_overrides, ds, split, seed, proto)
         method_info = method_info or info
         per_seed.setdefault(seed, {})[split.name] = metrics
         splits.setdefault(str(seed), []).append(split.to_json())
+        if info["fit"]:
+            fit_reports.setdefault(str(seed), {})[split.name] = info["fit"]
         if progress:
             progress(f"bench {dataset_name}/{proto.name}/{method}", (done + 1) / len(jobs))
     config = {"dataset": dataset_name, "protocol": proto.name, "method": method, "data_root": str(data_root),
@@ -213,7 +216,7 @@ def run_bench(data_root: str | Path, dataset: str | Dataset, method: str, seeds:
               "feature_sources": {r: s.to_json() for r, s in ds.feature_sources.items()}}
     result = BenchResult(config, seed_values, proto.notes, splits, per_seed,
                          summarise(per_seed, list(proto.metrics), proto.std_over), 0.0, machine_info(),
-                         _dataset_extra(ds))
+                         _dataset_extra(ds), fit_reports)
     result.wall_s = round(time.monotonic() - t0, 3)
     return write_result(result, proto, Path(out_dir) if out_dir else default_out_dir(dataset_name, proto.name, method))
 
@@ -254,7 +257,8 @@ def bench_main(args: argparse.Namespace) -> int:
     from avhighlights.pipeline.progress import Progress
 
     progress = Progress(getattr(args, "progress", "bar"))
-    result = run_bench(args.data_root, args.dataset, args.method, args.seeds, args.domains, args.out,
+    seeds = args.seed_values or args.seeds
+    result = run_bench(args.data_root, args.dataset, args.method, seeds, args.domains, args.out,
                        args.protocol, parse_overrides(args.overrides), progress)
     if hasattr(progress, "close"):
         progress.close()

@@ -15,6 +15,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", required=True, help="registered method name (see `avhighlights methods`)")
     parser.add_argument("--seeds", type=int, default=5, help="number of seeds: the first N of 42 123 456 777 999 "
                         "(then 1000+i); default 5")
+    parser.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
+                        help="these seeds instead of --seeds N (e.g. one seed per machine; join the parts with "
+                        "`avhighlights bench-merge`)")
     parser.add_argument("--domains", nargs="+", default=None, help="only these categories / domains")
     parser.add_argument("--protocol", default=None,
                         help="protocol: umt_top5, davihd_5fold, per_domain, mrhisum_official, "
@@ -28,3 +31,20 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         from avhighlights.pipeline.progress import PROGRESS_MODES
 
         parser.add_argument("--progress", choices=PROGRESS_MODES, default="bar", help="progress display on stderr")
+
+
+def build_merge_subcommand(sub: argparse._SubParsersAction) -> None:
+    """`avhighlights bench-merge PART... --out DIR` (the merge itself imports the harness only when it runs)."""
+    p = sub.add_parser("bench-merge", help="join bench results run with disjoint seeds into one table",
+                       description="Join bench results of one experiment (same dataset, protocol, method and "
+                                   "config) run with disjoint --seed-values, e.g. on several machines, into one "
+                                   "result.json and results.md with mean and std over all seeds.")
+    p.add_argument("parts", nargs="+", help="result.json files or the folders holding them")
+    p.add_argument("--out", required=True, help="output folder for the merged result.json and results.md")
+    p.set_defaults(handler=_cmd_merge)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from avhighlights.pipeline.evaluation.bench_merge import merge_main
+
+    return merge_main(args)

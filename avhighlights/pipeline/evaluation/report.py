@@ -72,9 +72,10 @@ def markdown_report(result: Mapping, formats: Mapping[str, MetricFormat]) -> str
     head = [f"# {config['method']} on {config['dataset']} — protocol `{config['protocol']}`",
             "", f"Protocol `{config['protocol']}`: {result['notes']}", "",
             f"Numbers: {spread}; mAP/F1 x100, rho/tau raw (3 decimals).", ""]
-    foot = collapse_note(result) + ["", f"Method config: `{result['config']['method_config']}`; overrides: "
-                f"`{result['config']['method_overrides']}`.", f"Wall time {result['wall_s']:.1f} s on "
-                f"{result['machine']['cpu_count']} CPU(s) ({result['machine']['platform']})."]
+    config_line = (f"Method config: `{config['method_config']}`; overrides: `{config['method_overrides']}`.")
+    wall_line = (f"Wall time {result['wall_s']:.1f} s on {result['machine']['cpu_count']} CPU(s) "
+                 f"({result['machine']['platform']}).")
+    foot = collapse_note(result) + training_note(result) + ["", config_line, wall_line] + merge_note(result)
     return "\n".join(head + _table(rows, formats) + foot) + "\n"
 
 
@@ -87,3 +88,22 @@ def collapse_note(result: Mapping) -> list[str]:
     return ["", f"**Warning: collapsed predictions** in {sum(f > 0 for f in fractions)} of {len(fractions)} "
                 f"(seed, split) runs (up to {worst:.0%} of their test videos had constant scores); those videos are "
                 "ranked by the tie rule alone, so their metric is a property of the protocol, not of the model."]
+
+
+def training_note(result: Mapping) -> list[str]:
+    """The epochs that validation selected, over every (seed, split) that reported one."""
+    epochs = [r["best_epoch"] for runs in result.get("fit_reports", {}).values() for r in runs.values()
+              if isinstance(r.get("best_epoch"), int)]
+    if not epochs:
+        return []
+    return ["", f"Selected epoch (0-based, by validation) over {len(epochs)} (seed, split) runs: min {min(epochs)}, "
+                f"median {int(np.median(epochs))}, max {max(epochs)}; per run in result.json `fit_reports`."]
+
+
+def merge_note(result: Mapping) -> list[str]:
+    """Where a merged result came from (`avhighlights bench-merge`)."""
+    parts = result.get("extra", {}).get("merged_from")
+    if not parts:
+        return []
+    return [f"Merged with `avhighlights bench-merge` from {len(parts)} runs (seeds "
+            + "; ".join(", ".join(map(str, p["seeds"])) for p in parts) + "); the wall time is their sum."]
