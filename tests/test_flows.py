@@ -12,7 +12,9 @@ import torch
 
 pytest.importorskip("prefect")
 
-from avhighlights.errors import MediaError  # noqa: E402
+from fit_fixtures import BINDING, TINY_RECURRENCE, tiny_videos  # noqa: E402, F401 (fixture)
+
+from avhighlights.errors import ConfigError, MediaError  # noqa: E402
 from avhighlights.extractors import create_extractor  # noqa: E402
 from avhighlights.extractors.store import FeatureStore  # noqa: E402
 from avhighlights.models.base import FeatureSource, Sample, create_method  # noqa: E402
@@ -152,3 +154,30 @@ def test_gpu_limit_created_resized_and_held_by_cuda_work(prefect_server):
     with gpu_slot("cuda"):
         assert active() == 1
     assert active() == 0
+
+
+def test_flow_fits_an_unsupervised_method_on_the_fly_and_reuses_the_fit(prefect_server, tiny_videos, tmp_path,  # noqa: F811
+                                                                        monkeypatch):
+    """No checkpoint: recurrence is fitted on the video plus the library (the `fit` task), fit.json names the fit,
+    and a later run on a video the fit already saw reuses it. A supervised method without a checkpoint, or a
+    binding to an unknown role, fails in the plan task before any extraction."""
+    from avhighlights.flows.extract_and_score import extract_and_score
+
+    monkeypatch.setenv("AVH_CACHE_DIR", str(tmp_path / "cache"))
+    common = {"method": "recurrence", "bind": BINDING, "library": [str(tiny_videos[0].parent)],
+              "method_overrides": TINY_RECURRENCE, "store": str(tmp_path / "store")}
+    first = extract_and_score(str(tiny_videos[4]), out_dir=str(tmp_path / "o1"), **common)
+    assert first["fit"]["status"] == "fitted" and first["fit"]["n_fitted"] == 4  # the video + 3 library videos
+    assert first["method"] == "recurrence" and first["checkpoint"] == first["fit"]["checkpoint"]
+    assert json.loads((Path(first["out_dir"]) / "fit.json").read_text()) == first["fit"]
+    assert first["n_clips"] >= 1 and set(first["cache_hits"]) == set(BINDING.values())
+    again = extract_and_score(str(tiny_videos[1]), out_dir=str(tmp_path / "o2"), **common)
+    assert again["fit"]["status"] == "subset" and again["checkpoint"] == first["checkpoint"]
+    assert again["cache_misses"] == []  # the library's features were stored by the first fit
+    for bad in ({"method": "joint_va"}, {"bind": {"nosuchrole": "logmel"}}):
+        state = extract_and_score(str(tiny_videos[4]), out_dir=str(tmp_path / "o3"), return_state=True,
+                                  **{**common, **bad})
+        assert state.is_failed()
+        with pytest.raises(ConfigError):
+            state.result()
+    assert not (tmp_path / "o3").exists()

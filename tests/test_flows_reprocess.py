@@ -53,6 +53,25 @@ def test_reprocess_is_resumable_isolates_failures_and_evaluates(prefect_server, 
     assert len(list(FeatureStore(store).keys())) == 2
 
 
+def test_reprocess_fits_an_unsupervised_method_once_for_the_batch(prefect_server, dataset, tmp_path, monkeypatch):
+    """recurrence without a checkpoint: one fit on the readable videos (the broken one is skipped there and fails
+    alone), every video scored with it; a second pass reuses the fit and skips the finished videos."""
+    from fit_fixtures import BINDING, TINY_RECURRENCE
+
+    from avhighlights.flows.reprocess import reprocess_dataset
+
+    monkeypatch.setenv("AVH_CACHE_DIR", str(tmp_path / "cache"))
+    kwargs = {"method": "recurrence", "bind": BINDING, "method_overrides": TINY_RECURRENCE,
+              "store": str(tmp_path / "store"), "stream_copy": True}
+    first = reprocess_dataset(str(dataset), str(tmp_path / "out"), **kwargs)
+    assert (first["done"], first["failed"]) == (2, 1) and first["fit"]["n_fitted"] == 2
+    assert first["checkpoint"] == first["fit"]["checkpoint"] and first["fit"]["status"] == "fitted"
+    doc = json.loads((tmp_path / "out" / "a" / "highlights.json").read_text())
+    assert doc["method"] == "recurrence" and doc["checkpoint"] == first["checkpoint"]
+    second = reprocess_dataset(str(dataset), str(tmp_path / "out"), **kwargs)
+    assert second["fit"]["status"] == "cached" and (second["skipped"], second["failed"]) == (2, 1)
+
+
 def test_reprocess_changed_selection_recomputes_results_not_features(prefect_server, dataset, tmp_path):
     from avhighlights.flows.reprocess import reprocess_dataset
 

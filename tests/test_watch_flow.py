@@ -113,3 +113,18 @@ def test_cli_max_iterations_runs_a_bounded_flow(served_deployment, watch_dirs, c
     assert main(["watch", *_watch_args(watch_dirs, "--max-iterations", "3")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {}
     assert (watch_dirs["state"] / "heartbeat").is_file()
+
+
+def test_run_parameters_carry_bind_and_library_only_when_set(tmp_path):
+    """`watch --bind/--library` reach every run; without them the parameters (and idempotency keys) are as before."""
+    from avhighlights.flows.watch_cli import build_parser
+    from avhighlights.flows.watch_folder import run_parameters
+
+    base = run_parameters(str(tmp_path / "o"), "rasl", None, 0.5, "default")
+    assert set(base) == {"out_dir", "method", "checkpoint", "top_ratio", "store"}
+    full = run_parameters(str(tmp_path / "o"), "rasl", None, 0.5, "default", {"visual": "mobilenet_v1_025"},
+                          [str(tmp_path / "lib")])
+    assert full["bind"] == {"visual": "mobilenet_v1_025"} and full["library"] == [str((tmp_path / "lib").resolve())]
+    args = build_parser().parse_args(["--folder", "i", "--out", "o", "--quarantine", "q", "--state", "s",
+                                      "--bind", "visual=mobilenet_v1_025", "--library", "lib", "--once"])
+    assert args.bind == ["visual=mobilenet_v1_025"] and args.library == ["lib"]

@@ -38,6 +38,7 @@ class Timeouts:
 
     probe: float = 600.0
     extract: float = 3 * 3600.0
+    fit: float = 3 * 3600.0
     score: float = 1800.0
     select: float = 120.0
     write: float = 3600.0

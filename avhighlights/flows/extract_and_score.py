@@ -19,16 +19,25 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from avhighlights.atomic import write_json
 from avhighlights.extractors import create_extractor
 from avhighlights.extractors.store import default_store_root
 from avhighlights.flows.artifacts import ExtractionProgress, publish_run_report
 from avhighlights.flows.concurrency import GPU_TAG, RETRIES, RETRY_DELAYS_S, Timeouts, gpu_slot, retry_transient
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.pipeline.fit_cache import AutoFit
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.results import read_results
 from avhighlights.pipeline.run import RenderOptions, open_store, video_out_dir, write_outputs
-from avhighlights.pipeline.score import ScorerSpec, build_sample, prepare_scorer, score_sample
+from avhighlights.pipeline.score import (
+    ScorerSpec,
+    build_sample,
+    fits_on_the_fly,
+    prepare_scorer,
+    score_sample,
+    scorer_extractors,
+)
 from avhighlights.pipeline.select import SelectionConfig, select_segments
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
@@ -60,11 +69,33 @@ def probe_task(video: str) -> dict[str, Any]:
     return probe(video).to_json()
 
 
+def scorer_spec(method: str, checkpoint: str | None = None, bind: dict[str, str] | None = None,
+                library: list[str] | None = None, fit_seed: int = 0, refit_growth: float = 0.2,
+                method_overrides: dict[str, Any] | None = None) -> ScorerSpec:
+    """The scorer of a flow run, as `avhighlights score` builds it: `bind` maps role -> extractor; an
+    unsupervised method without a checkpoint is fitted on the scored video(s) plus `library` ($AVH_LIBRARY
+    when empty) with `method_overrides` (as `--set`), and the fit is cached by content (pipeline/fit_cache.py)."""
+    auto = AutoFit(library=tuple(library or ()), seed=fit_seed, refit_growth=refit_growth)
+    return ScorerSpec(method=method, checkpoint=checkpoint, method_overrides=method_overrides,
+                      binding_overrides=dict(bind or {}) or None, auto_fit=auto)
+
+
 @task(name="plan", **TASK_OPTIONS)
-def plan_task(method: str, checkpoint: str | None) -> dict[str, str]:
-    """Extractor name -> device type ("cpu"/"cuda") the method needs; fails fast on a bad method."""
-    scorer = prepare_scorer(ScorerSpec(method=method, checkpoint=checkpoint))
-    return {ex.name: ex.device.type for ex in scorer.extractors.values()}
+def plan_task(scoring: dict[str, Any]) -> dict[str, Any]:
+    """Extractor name -> device type ("cpu"/"cuda") the method needs, and whether it is fitted on the fly;
+    fails fast on a bad method, binding or checkpoint, before any feature is extracted."""
+    spec = scorer_spec(**scoring)
+    extractors = scorer_extractors(spec)
+    return {"extractors": {ex.name: ex.device.type for ex in extractors.values()}, "fit": fits_on_the_fly(spec)}
+
+
+@task(name="fit", **TASK_OPTIONS)
+def fit_task(info: dict[str, Any], scoring: dict[str, Any], store: str) -> dict[str, Any]:
+    """Fit the unsupervised method on this video plus the library, or reuse a cached fit (its features come
+    from the store); returns the fit's checkpoint and fit.json's content."""
+    scorer = prepare_scorer(scorer_spec(**scoring), [VideoInfo.from_json(info)], store)
+    get_run_logger().info("%s", scorer.fit.message())
+    return {"checkpoint": scorer.checkpoint, "fit": scorer.fit.to_json()}
 
 
 @task(name="extract", task_run_name="extract-{extractor}", **TASK_OPTIONS)
@@ -81,10 +112,10 @@ def extract_task(info: dict[str, Any], extractor: str, store: str) -> dict[str, 
 
 
 @task(name="score", **TASK_OPTIONS)
-def score_task(info: dict[str, Any], method: str, checkpoint: str | None, store: str) -> dict[str, Any]:
+def score_task(info: dict[str, Any], scoring: dict[str, Any], store: str) -> dict[str, Any]:
     """Scores per second from the stored features (an entry lost since extraction is recomputed)."""
     video = VideoInfo.from_json(info)
-    scorer = prepare_scorer(ScorerSpec(method=method, checkpoint=checkpoint))
+    scorer = prepare_scorer(scorer_spec(**scoring))
     stats = ExtractionStats()
     tracks = extract_features(video, list(scorer.extractors.values()), store=open_store(store), stats=stats)
     by_role = {role: tracks[ex.name] for role, ex in scorer.extractors.items()}
@@ -100,12 +131,16 @@ def select_task(curve: dict[str, Any], duration_s: float, selection: dict[str, A
 
 @task(name="write", **TASK_OPTIONS)
 def write_task(info: dict[str, Any], curve: dict[str, Any], segments: list[dict[str, Any]],
-               selection: dict[str, Any], out_dir: str, stream_copy: bool) -> dict[str, Any]:
-    """Clips, reel, highlights.json and exports under `out_dir/<video stem>/`."""
+               selection: dict[str, Any], out_dir: str, stream_copy: bool, fit: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+    """Clips, reel, highlights.json and exports under `out_dir/<video stem>/` (plus fit.json when the
+    method was fitted on the fly)."""
     video = VideoInfo.from_json(info)
     target = video_out_dir(Path(out_dir), video, set())
     result = write_outputs(video, curve_from_json(curve), [Segment(**s) for s in segments],
                            SelectionConfig(**selection), target, RenderOptions(stream_copy=stream_copy), null_progress)
+    if fit:
+        write_json(target / "fit.json", fit)
     doc = read_results(result.results_json)
     clips = [{**c.to_json(), "path": str(target / c.path) if c.path else None} for c in doc.clips]
     return {"out_dir": str(target), "results_json": str(result.results_json), "n_clips": result.n_clips,
@@ -135,20 +170,31 @@ def _extract_all(info: dict[str, Any], plan: dict[str, str], store: str, timeout
 def extract_and_score(video: str, method: str = "loudness", checkpoint: str | None = None, top_ratio: float = 0.5,
                       out_dir: str = "highlights_out", min_clip_s: float = 2.0, pad_s: float = 0.0,
                       merge_gap_s: float = 0.0, max_total_s: float | None = None, store: str = "default",
-                      stream_copy: bool = False) -> dict[str, Any]:
+                      stream_copy: bool = False, bind: dict[str, str] | None = None,
+                      library: list[str] | None = None, fit_seed: int = 0, refit_growth: float = 0.2,
+                      method_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score one video and write its highlights; returns a JSON-able summary (results_json, n_clips,
-    per-extractor cache hits, timings)."""
+    per-extractor cache hits, timings, and the fit used when an unsupervised method was fitted on the fly).
+    `bind` maps role -> extractor (e.g. {"visual": "mobilenet_v1_025"}); `library`, `fit_seed`, `refit_growth`
+    and `method_overrides` are those of `avhighlights score` (`--set`) for unsupervised methods without a
+    checkpoint."""
     t0, timeouts, store_url = time.monotonic(), Timeouts.from_env(), resolve_store(store)
     selection = vars(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))  # validates
+    scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
+               "refit_growth": refit_growth, "method_overrides": method_overrides}
     info = probe_task.with_options(timeout_seconds=timeouts.probe)(video)
-    plan = plan_task.with_options(timeout_seconds=timeouts.score)(method, checkpoint)
-    features = _extract_all(info, plan, store_url, timeouts, video)
+    plan = plan_task.with_options(timeout_seconds=timeouts.score)(scoring)
+    features = _extract_all(info, plan["extractors"], store_url, timeouts, video)
+    fit = fit_task.with_options(timeout_seconds=timeouts.fit)(info, scoring, store_url) if plan["fit"] else None
+    if fit:
+        scoring = {**scoring, "checkpoint": fit["checkpoint"]}
     t_features = time.monotonic() - t0
-    curve = score_task.with_options(timeout_seconds=timeouts.score)(info, method, checkpoint, store_url)
+    curve = score_task.with_options(timeout_seconds=timeouts.score)(info, scoring, store_url)
     segments = select_task.with_options(timeout_seconds=timeouts.select)(curve, info["duration_s"], selection)
     written = write_task.with_options(timeout_seconds=timeouts.write)(info, curve, segments, selection, out_dir,
-                                                                        stream_copy)
+                                                                        stream_copy, fit and fit["fit"])
     summary = _summary(video, info, curve, features, written, store_url)
+    summary["fit"] = fit and fit["fit"]
     summary["timings_s"] = {"features_s": t_features, "render_s": written["render_s"],
                             "total_s": time.monotonic() - t0}
     publish_run_report(summary, Path(written["out_dir"]) / "scores.png")

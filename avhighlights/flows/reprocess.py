@@ -9,6 +9,9 @@
   (typed errors at once, transient ones after retries with backoff).
 - Evaluation: when `<stem>.labels.json`/`.labels.csv` sits next to a video (the folder layout of
   `pipeline/evaluation/folder_data.py`) the per-video DAViHD metrics are computed from its scores.
+- Unsupervised methods without a checkpoint (`recurrence`, `rasl`) are fitted once, before the fan-out, on
+  every readable video of the batch plus `library` ($AVH_LIBRARY), through the fit cache of
+  `pipeline/fit_cache.py`; every video is then scored with that one fit (named in the summary).
 - Task runner: threads by default; `dask_workers=N` starts a local Dask cluster of N processes,
   `dask_address=tcp://host:8786` uses an existing one (prefect-dask).
 - Output: `<out_dir>/<relative path>/<stem>/` per video, `<out_dir>/reprocess-summary.json` and a
@@ -34,10 +37,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from avhighlights.atomic import write_json
-from avhighlights.errors import DatasetError
+from avhighlights.errors import DatasetError, MediaError
 from avhighlights.flows.artifacts import publish_batch_table
 from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
-from avhighlights.flows.extract_and_score import resolve_store
+from avhighlights.flows.extract_and_score import TASK_OPTIONS, resolve_store, scorer_spec
+from avhighlights.overrides import parse_pairs
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES, FolderDataset, read_labels
 from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
@@ -45,7 +49,7 @@ from avhighlights.pipeline.probe import content_sha256, probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.results import HighlightsDoc, ResultsError, read_results
 from avhighlights.pipeline.run import RenderOptions, open_store, write_outputs
-from avhighlights.pipeline.score import ScorerSpec, build_sample, prepare_scorer, score_sample
+from avhighlights.pipeline.score import build_sample, fits_on_the_fly, prepare_scorer, score_sample, scorer_extractors
 from avhighlights.pipeline.select import SelectionConfig, select_segments
 from avhighlights.pipeline.timebase import second_grid
 from avhighlights.pipeline.types import VideoInfo
@@ -64,6 +68,7 @@ class BatchConfig:
     selection: dict[str, Any] = field(default_factory=lambda: asdict(SelectionConfig()))
     stream_copy: bool = False
     evaluate: bool = True
+    bind: dict[str, str] = field(default_factory=dict)  # role -> extractor
 
 
 def _read_manifest(path: Path) -> list[Path]:
@@ -116,8 +121,29 @@ def finished_doc(results_json: Path, sha256: str, config: BatchConfig) -> Highli
 
 
 @functools.lru_cache(maxsize=4)
-def _scorer(method: str, checkpoint: str | None):
-    return prepare_scorer(ScorerSpec(method=method, checkpoint=checkpoint))
+def _scorer(method: str, checkpoint: str | None, bind: tuple[tuple[str, str], ...] = ()):
+    return prepare_scorer(scorer_spec(method, checkpoint, dict(bind)))
+
+
+def _config_scorer(config: BatchConfig):
+    return _scorer(config.method, config.checkpoint, tuple(sorted(config.bind.items())))
+
+
+@task(name="fit", **TASK_OPTIONS)
+def fit_batch_task(videos: list[str], scoring: dict[str, Any], store: str) -> dict[str, Any]:
+    """One fit of an unsupervised method on every readable video (plus the library), or a cached one;
+    unreadable videos are left to fail in their own task."""
+    infos = []
+    for video in videos:
+        try:
+            infos.append(probe(video))
+        except MediaError as exc:
+            get_run_logger().warning("not fitted on %s", exc)
+    if not infos:
+        raise DatasetError("no readable video to fit the method on")
+    scorer = prepare_scorer(scorer_spec(**scoring), infos, store)
+    get_run_logger().info("%s", scorer.fit.message())
+    return {"checkpoint": scorer.checkpoint, "fit": scorer.fit.to_json()}
 
 
 def _metrics(video: Path, scores: np.ndarray, duration_s: float) -> dict[str, float]:
@@ -130,7 +156,7 @@ def _metrics(video: Path, scores: np.ndarray, duration_s: float) -> dict[str, fl
 
 def _score_and_write(video: Path, target: Path, config: BatchConfig) -> tuple[HighlightsDoc, list[str]]:
     info: VideoInfo = probe(video)
-    scorer = _scorer(config.method, config.checkpoint)
+    scorer = _config_scorer(config)
     stats = ExtractionStats()
     tracks = extract_features(info, list(scorer.extractors.values()), store=open_store(config.store), stats=stats)
     by_role = {role: tracks[ex.name] for role, ex in scorer.extractors.items()}
@@ -208,17 +234,24 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
                       checkpoint: str | None = None, store: str = "default", top_ratio: float = 0.5,
                       min_clip_s: float = 2.0, pad_s: float = 0.0, merge_gap_s: float = 0.0,
                       max_total_s: float | None = None, stream_copy: bool = False, evaluate: bool = True,
-                      dask_address: str | None = None, dask_workers: int = 0,
-                      max_workers: int | None = None) -> dict[str, Any]:
+                      dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None,
+                      bind: dict[str, str] | None = None, library: list[str] | None = None,
+                      fit_seed: int = 0, method_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score every video of `source` (folder or manifest); returns the summary also written to
     `<out_dir>/reprocess-summary.json`."""
     selection = asdict(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))
-    config = BatchConfig(out_dir, resolve_store(store), method, checkpoint, selection, stream_copy, evaluate)
-    _scorer(method, checkpoint)  # a bad method or checkpoint fails the batch before any video
+    scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
+               "method_overrides": method_overrides}
+    spec = scorer_spec(**scoring)
+    scorer_extractors(spec)  # a bad method, binding or checkpoint fails the batch before any video
     videos = [(str(v), str(rel)) for v, rel in list_videos(source)]
+    fit = fit_batch_task([v for v, _ in videos], scoring, resolve_store(store)) if fits_on_the_fly(spec) else None
+    config = BatchConfig(out_dir, resolve_store(store), method, fit["checkpoint"] if fit else checkpoint, selection,
+                         stream_copy, evaluate, dict(bind or {}))
     runner = make_task_runner(dask_address, dask_workers, max_workers)
     rows = reprocess_batch.with_options(task_runner=runner)(videos, config)
-    summary = {"source": str(source), "method": method, "checkpoint": checkpoint, **summarize(rows)}
+    summary = {"source": str(source), "method": method, "checkpoint": config.checkpoint,
+               "fit": fit and fit["fit"], **summarize(rows)}
     write_json(Path(out_dir) / SUMMARY_NAME, summary)
     publish_batch_table([{k: r.get(k, "") for k in _columns(rows)} for r in rows], Path(source).name)
     return summary
@@ -246,10 +279,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dask-workers", type=int, default=0, help="run on a local Dask cluster of N processes")
     p.add_argument("--dask-address", default=None, help="run on an existing Dask scheduler (tcp://host:8786)")
     p.add_argument("--max-workers", type=int, default=None, help="threads of the default task runner")
+    p.add_argument("--bind", action="append", default=[], metavar="ROLE=EXTRACTOR",
+                   help="feed a role from another extractor, e.g. visual=mobilenet_v1_025 (repeatable)")
+    p.add_argument("--library", action="append", default=[], metavar="DIR",
+                   help="more videos an unsupervised method is fitted on (repeatable; default $AVH_LIBRARY)")
     a = p.parse_args(argv)
     summary = reprocess_dataset(a.source, a.out, a.method, a.checkpoint, a.store, stream_copy=a.stream_copy,
                                 evaluate=not a.no_evaluate, dask_address=a.dask_address,
-                                dask_workers=a.dask_workers, max_workers=a.max_workers)
+                                dask_workers=a.dask_workers, max_workers=a.max_workers,
+                                bind=parse_pairs(a.bind, "--bind"), library=a.library)
     print(json.dumps({k: v for k, v in summary.items() if k != "videos"}, indent=1))
     return 1 if summary["failed"] else 0
 

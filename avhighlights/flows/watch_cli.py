@@ -24,6 +24,11 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="a trained checkpoint (.safetensors) for the runs")
     parser.add_argument("--top-ratio", type=float, default=0.5, help="fraction of seconds selected (default 0.5)")
     parser.add_argument("--store", default="default", help="feature store folder or fsspec URL for the runs")
+    parser.add_argument("--bind", action="append", default=[], metavar="ROLE=EXTRACTOR",
+                        help="feed a role from another extractor in every run, e.g. visual=mobilenet_v1_025")
+    parser.add_argument("--library", action="append", default=[], metavar="DIR",
+                        help="an unsupervised method without --checkpoint is fitted on each new video plus these "
+                             "folders (repeatable; default $AVH_LIBRARY of the worker)")
     parser.add_argument("--interval-s", type=float, default=1.0, help="seconds between polls (default 1)")
     parser.add_argument("--settle-s", type=float, default=2.0,
                         help="a file must keep its size and mtime this long before it is used (default 2)")
@@ -58,11 +63,13 @@ def watch_main(args: argparse.Namespace) -> int:
     import logging
 
     from avhighlights.flows.watch_folder import make_watcher, serve_watch, watch_folder
+    from avhighlights.overrides import parse_pairs
 
     options = dict(folder=args.folder, out_dir=args.out, quarantine=args.quarantine, state_dir=args.state,
                    method=args.method, checkpoint=args.checkpoint, top_ratio=args.top_ratio, store=args.store,
                    settle_s=args.settle_s, reconcile_s=args.reconcile_s, interval_s=args.interval_s,
-                   max_attempts=args.max_attempts, deployment=args.deployment)
+                   max_attempts=args.max_attempts, deployment=args.deployment,
+                   bind=parse_pairs(args.bind, "--bind"), library=args.library)
     if args.once or args.max_iterations is not None:
         stats = watch_folder(**options, once=args.once, max_iterations=args.max_iterations)
     else:

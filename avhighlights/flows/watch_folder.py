@@ -66,21 +66,30 @@ def flow_run_state(run_id: str) -> str | None:
     return None if state is None else ENDED_STATES.get(state.type)
 
 
-def run_parameters(out_dir: str, method: str, checkpoint: str | None, top_ratio: float,
-                   store: str) -> dict[str, Any]:
-    return {"out_dir": str(Path(out_dir).resolve()), "method": method, "checkpoint": checkpoint,
-            "top_ratio": top_ratio, "store": store}
+def run_parameters(out_dir: str, method: str, checkpoint: str | None, top_ratio: float, store: str,
+                   bind: dict[str, str] | None = None, library: Sequence[str] | None = None) -> dict[str, Any]:
+    """The extract-and-score parameters of every run (`bind` and `library` only when set)."""
+    params = {"out_dir": str(Path(out_dir).resolve()), "method": method, "checkpoint": checkpoint,
+              "top_ratio": top_ratio, "store": store}
+    if bind:
+        params["bind"] = dict(bind)
+    if library:
+        params["library"] = [str(Path(p).resolve()) for p in library]
+    return params
 
 
 def make_watcher(folder: str, out_dir: str, quarantine: str, state_dir: str, method: str = "loudness",
                  checkpoint: str | None = None, top_ratio: float = 0.5, store: str = "default",
                  settle_s: float = 2.0, reconcile_s: float = 30.0, interval_s: float = 1.0,
-                 max_attempts: int = 2, deployment: str = DEPLOYMENT) -> FolderWatcher:
-    """A library watcher whose trigger creates `deployment` runs and whose run states come from the server."""
+                 max_attempts: int = 2, deployment: str = DEPLOYMENT, bind: dict[str, str] | None = None,
+                 library: Sequence[str] | None = None) -> FolderWatcher:
+    """A library watcher whose trigger creates `deployment` runs and whose run states come from the server;
+    `bind` and `library` are passed to every run (an unsupervised method is then fitted on the new video plus
+    the library, the cached fit reused while the refit policy allows)."""
     config = WatchConfig(folder=Path(folder).resolve(), state_dir=Path(state_dir), quarantine=Path(quarantine),
                          settle_s=settle_s, reconcile_s=reconcile_s, poll_s=interval_s, max_attempts=max_attempts)
-    trigger = DeploymentTrigger(deployment, run_parameters(out_dir, method, checkpoint, top_ratio, store))
-    return FolderWatcher(config, trigger, run_state=flow_run_state)
+    params = run_parameters(out_dir, method, checkpoint, top_ratio, store, bind, library)
+    return FolderWatcher(config, DeploymentTrigger(deployment, params), run_state=flow_run_state)
 
 
 @flow(name="watch-folder", log_prints=True)
@@ -88,12 +97,13 @@ def watch_folder(folder: str, out_dir: str, quarantine: str, state_dir: str, met
                  checkpoint: str | None = None, top_ratio: float = 0.5, store: str = "default",
                  settle_s: float = 2.0, reconcile_s: float = 30.0, interval_s: float = 1.0,
                  max_attempts: int = 2, once: bool = True, max_iterations: int | None = None,
-                 drain_timeout_s: float = 600.0, deployment: str = DEPLOYMENT) -> dict[str, int]:
+                 drain_timeout_s: float = 600.0, deployment: str = DEPLOYMENT, bind: dict[str, str] | None = None,
+                 library: list[str] | None = None) -> dict[str, int]:
     """A bounded watch as a flow run (e.g. on a schedule): `once` (scan, submit what settles, return) or
     `max_iterations` polls; returns the counters (submitted, duplicates, quarantined, ...).
     The unbounded service is `serve_watch` (a flow run that never ends is no use in the UI)."""
     watcher = make_watcher(folder, out_dir, quarantine, state_dir, method, checkpoint, top_ratio, store, settle_s,
-                           reconcile_s, interval_s, max_attempts, deployment)
+                           reconcile_s, interval_s, max_attempts, deployment, bind, library)
     logger = get_run_logger()
     logger.info("watching %s -> %s (quarantine %s, state %s)", folder, out_dir, quarantine, state_dir)
     if once:

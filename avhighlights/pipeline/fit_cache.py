@@ -42,9 +42,7 @@ from avhighlights.pipeline.run import open_store
 from avhighlights.pipeline.score import (
     PreparedScorer,
     ScorerSpec,
-    build_extractors,
     extractor_sources,
-    resolve_binding,
 )
 from avhighlights.pipeline.types import VideoInfo
 from avhighlights.registry import build_config, config_to_dict
@@ -189,14 +187,13 @@ def wanted_infos(infos: Sequence[VideoInfo], library: Sequence[str], folder: Pat
     return list({info.sha256: info for info in [*infos, *extra]}.values())
 
 
-def fitted_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo], store: str | None = None,
-                  progress: ProgressFn | None = None) -> PreparedScorer:
-    """A scorer for unsupervised `spec.method`, fitted on `infos` + library or reused from the cache;
-    `store` is a feature-store spec (None, "default", a folder or URL), opened only to fit."""
+def fitted_scorer(spec: ScorerSpec, extractors: Mapping[str, Extractor], infos: Sequence[VideoInfo],
+                  store: str | None = None, progress: ProgressFn | None = None) -> PreparedScorer:
+    """A scorer for unsupervised `spec.method` reading `extractors` (role -> extractor), fitted on `infos` +
+    library or reused from the cache; `store` is a feature-store spec (None, "default", a folder or URL),
+    opened only to fit."""
     auto: AutoFit = spec.auto_fit
     cls = METHODS.get(spec.method)
-    extractors = build_extractors(resolve_binding(cls.default_binding, spec.binding_overrides),
-                                  spec.extractor_overrides, spec.device)
     overrides = grid_overrides(spec.method, spec.method_overrides)
     setting = setting_identity(spec.method, config_to_dict(build_config(cls.Config, overrides)), extractors, auto.seed)
     library = library_paths(auto.library)
@@ -215,7 +212,7 @@ def fitted_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo], store: str | Non
     use = FitUse(status, path, manifest["key"], len(manifest["videos"]), len(wanted), unseen, reason, seconds, library)
     if hasattr(progress, "message"):  # a pipeline.progress.Progress: tell the user which fit scores
         progress.message(use.message())
-    return PreparedScorer(method, extractors, str(path), use)
+    return PreparedScorer(method, dict(extractors), str(path), use)
 
 
 def _fit_and_record(method: str, infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor],

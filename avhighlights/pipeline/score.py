@@ -67,6 +67,29 @@ def resolve_binding(base: Mapping[str, str], overrides: Mapping[str, str] | None
     return binding
 
 
+def fits_on_the_fly(spec: ScorerSpec) -> bool:
+    """True when `spec` scores with an unsupervised method fitted on the fly (no checkpoint, `auto_fit` set)."""
+    cls = METHODS.get(spec.method)
+    return not spec.checkpoint and cls.trainable and not cls.supervised and spec.auto_fit is not None
+
+
+def scorer_extractors(spec: ScorerSpec) -> dict[str, Extractor]:
+    """role -> extractor for `spec`, without building or fitting the method: the checkpoint's binding, else the
+    method's default, with `binding_overrides` applied. A trainable method with neither a checkpoint nor an
+    on-the-fly fit is refused here (ConfigError), before any feature is extracted."""
+    if spec.checkpoint:
+        base = {r: s.name for r, s in read_checkpoint_info(spec.checkpoint).binding.items()}
+    else:
+        cls = METHODS.get(spec.method)
+        if cls.trainable and not fits_on_the_fly(spec):
+            raise ConfigError(
+                f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
+                f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
+            )
+        base = cls.default_binding
+    return build_extractors(resolve_binding(base, spec.binding_overrides), spec.extractor_overrides, spec.device)
+
+
 def prepare_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo] = (), store=None,
                    progress: ProgressFn | None = None) -> PreparedScorer:
     """Build the method (from its registry defaults or a checkpoint) and its extractors.
@@ -77,24 +100,14 @@ def prepare_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo] = (), store=None
     when `spec.auto_fit` is set (see pipeline/fit_cache.py; `store` is a feature-store spec as in
     `pipeline.run.open_store`); otherwise trainable methods are refused.
     """
+    extractors = scorer_extractors(spec)
     if spec.checkpoint:
-        info = read_checkpoint_info(spec.checkpoint)
-        binding = resolve_binding({r: s.name for r, s in info.binding.items()}, spec.binding_overrides)
-        extractors = build_extractors(binding, spec.extractor_overrides, spec.device)
         method, _ = load_checkpoint(spec.checkpoint, expected_binding=extractor_sources(extractors))
         return PreparedScorer(method, extractors, str(spec.checkpoint))
-    cls = METHODS.get(spec.method)
-    if cls.trainable and not cls.supervised and spec.auto_fit is not None:
+    if fits_on_the_fly(spec):
         from avhighlights.pipeline.fit_cache import fitted_scorer
 
-        return fitted_scorer(spec, infos, store, progress)
-    if cls.trainable:
-        raise ConfigError(
-            f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
-            f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
-        )
-    binding = resolve_binding(cls.default_binding, spec.binding_overrides)
-    extractors = build_extractors(binding, spec.extractor_overrides, spec.device)
+        return fitted_scorer(spec, extractors, infos, store, progress)
     dims = {role: ex.dim for role, ex in extractors.items()}
     return PreparedScorer(create_method(spec.method, dims, spec.method_overrides), extractors, None)
 
