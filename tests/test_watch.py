@@ -161,6 +161,27 @@ def test_renamed_and_recopied_files_are_not_processed_again(dirs, base_video):
     assert watcher.stats["duplicates"] == 2
 
 
+def test_a_new_file_is_read_for_its_hash_once(dirs, base_video, monkeypatch):
+    """The ledger's hash is handed to `probe`, so a new video is hashed once, not once more while validating."""
+    from avhighlights.pipeline import probe as probe_module
+    from avhighlights.pipeline import watch as watch_module
+
+    hashed: list[str] = []
+
+    def counting_sha256(path) -> str:
+        hashed.append(Path(path).name)
+        return content_sha256(path)
+
+    monkeypatch.setattr(probe_module, "content_sha256", counting_sha256)
+    monkeypatch.setattr(watch_module, "content_sha256", counting_sha256)
+    trigger = RecordingTrigger()
+    watcher = FolderWatcher(make_config(dirs), trigger)
+    (dirs["in"] / "once.mp4").write_bytes(variant(base_video, 21))
+    settle(watcher)
+    assert len(trigger.calls) == 1 and hashed == ["once.mp4"]
+    assert trigger.calls[0][1] == content_sha256(dirs["in"] / "once.mp4")
+
+
 def test_two_files_with_the_same_content_at_once_submit_once(dirs, base_video):
     trigger = RecordingTrigger()
     watcher = FolderWatcher(make_config(dirs), trigger)
@@ -361,11 +382,11 @@ def test_probe_that_times_out_is_retried_not_quarantined(dirs, base_video):
 
     timeouts = {"left": 1}
 
-    def slow_then_real_probe(path: Path):
+    def slow_then_real_probe(path: Path, sha256: str):
         if timeouts["left"]:
             timeouts["left"] -= 1
             raise subprocess.TimeoutExpired("ffmpeg", 120)
-        return probe(path)
+        return probe(path, sha256)
 
     trigger = RecordingTrigger()
     watcher = FolderWatcher(make_config(dirs), trigger, validate=slow_then_real_probe)

@@ -47,8 +47,9 @@ def content_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def probe(path: str | Path) -> VideoInfo:
-    """Validate `path` as a usable video and describe it; raises a typed MediaError otherwise."""
+def probe(path: str | Path, sha256: str | None = None) -> VideoInfo:
+    """Validate `path` as a usable video and describe it; raises a typed MediaError otherwise. `sha256` is the
+    content hash when the caller has just computed it (the watcher does), so the file is not read twice."""
     path = Path(path)
     _check_regular_file(path)
     data = _ffprobe(path)
@@ -62,7 +63,7 @@ def probe(path: str | Path) -> VideoInfo:
     if rotation in (90, 270):
         width, height = height, width
     return VideoInfo(
-        path=path, sha256=content_sha256(path), duration_s=duration_s, fps=fps,
+        path=path, sha256=sha256 or content_sha256(path), duration_s=duration_s, fps=fps,
         variable_frame_rate=variable or _irregular_packets(path), width=width, height=height,
         rotation_deg=rotation, video_codec=str(video.get("codec_name", "unknown")),
         has_audio=audio is not None,

@@ -96,7 +96,7 @@ class _QueueHandler(FileSystemEventHandler):
 class FolderWatcher:
     """Watches `config.folder`; `run` loops, `poll_once` does one step (what the loop and the tests call)."""
 
-    def __init__(self, config: WatchConfig, trigger: Trigger, *, validate: Callable[[Path], object] = probe,
+    def __init__(self, config: WatchConfig, trigger: Trigger, *, validate: Callable[[Path, str], object] = probe,
                  run_state: RunState | None = None, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.trigger = trigger
@@ -240,7 +240,7 @@ class FolderWatcher:
 
     def _validated(self, path: Path, stamp: FileStamp) -> bool:
         try:
-            self.validate(path)
+            self.validate(path, stamp.sha256)  # the hash is known: probe does not read the file again
         except MissingFileError:
             self.stats["gone"] += 1
             return False
