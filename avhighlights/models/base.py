@@ -99,3 +99,10 @@ def create_method(name: str, feature_dims: Mapping[str, int],
     """Build a registered method from its config defaults plus `overrides`."""
     cls = METHODS.get(name)
     return cls(build_config(cls.Config, overrides), feature_dims)
+
+
+def collapsed_fraction(preds: Sequence[np.ndarray], tolerance: float = 1e-7) -> float:
+    """Fraction of videos whose scores are constant (max - min <= tolerance): their ranking is decided
+    only by the tie rule (earlier step first), which is how a collapsed model can still 'score'."""
+    flat = [float(np.ptp(p)) <= tolerance for p in preds if len(p) > 1]
+    return float(np.mean(flat)) if flat else 0.0

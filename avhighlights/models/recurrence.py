@@ -12,6 +12,7 @@ own clips are not part of the category mean, unlike training videos).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from avhighlights.errors import ConfigError
-from avhighlights.models.base import METHODS, ProgressFn, Sample
+from avhighlights.models.base import METHODS, ProgressFn, Sample, collapsed_fraction
 from avhighlights.models.joint_va import MODALITIES, JointVAMethod, JointVANet
 from avhighlights.models.pseudo_labels import (
     av_pseudo_scores,
@@ -138,8 +139,14 @@ class RecurrenceMethod(JointVAMethod):
         pairs = list(zip(train, targets, strict=True))
         optimiser = torch.optim.Adam(self.module.parameters(), lr=lr, weight_decay=self.config.weight_decay)
         run = run_epochs(self.module, epochs, lambda _: self._train_epoch(pairs, optimiser, rng), None, progress)
+        collapsed = collapsed_fraction([self.predict(Sample(s.video_id, s.features, s.step_s)) for s in train])
+        if collapsed > 0.5:
+            warnings.warn(f"recurrence: the network gives constant scores on {collapsed:.0%} of its training videos "
+                          f"(final loss {run.history[-1]['total']:.4f}; ln 2 = 0.6931 is a constant output): it "
+                          f"collapsed at lr {lr:g}. Its scores carry no ranking; refit with a lower learning rate "
+                          "(--set lr=0.0005) or use direct_pseudo", stacklevel=2)
         return {"clustering": report, "train_loss": [h["total"] for h in run.history], "lr": lr, "epochs": epochs,
-                "parameters": self.parameter_count()}
+                "parameters": self.parameter_count(), "collapsed_on_train": collapsed}
 
     def predict(self, sample: Sample) -> np.ndarray:
         if self.config.direct_pseudo:

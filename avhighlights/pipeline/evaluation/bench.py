@@ -25,7 +25,14 @@ import numpy as np
 from avhighlights import __version__
 from avhighlights.atomic import write_json, write_text
 from avhighlights.errors import ConfigError
-from avhighlights.models.base import METHODS, HighlightMethod, ProgressFn, Sample, create_method
+from avhighlights.models.base import (  # noqa: F401  (collapsed_fraction re-exported)
+    METHODS,
+    HighlightMethod,
+    ProgressFn,
+    Sample,
+    collapsed_fraction,
+    create_method,
+)
 from avhighlights.overrides import parse_overrides
 from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
     folder_data,
@@ -159,13 +166,6 @@ def run_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, 
         warnings.warn(f"{name}, seed {seed}, split {split.name}: {metrics[COLLAPSED_KEY]:.0%} of the test videos got "
                       "constant scores (a collapsed model); their ranking falls back to the tie rule", stacklevel=2)
     return metrics, {"method_config": config_to_dict(method.config), "fit": fit_report}
-
-
-def collapsed_fraction(preds: Sequence[np.ndarray], tolerance: float = 1e-7) -> float:
-    """Fraction of videos whose scores are constant (max - min <= tolerance): their ranking is decided
-    only by the tie rule (earlier step first), which is how a collapsed model can still 'score'."""
-    flat = [float(np.ptp(p)) <= tolerance for p in preds if len(p) > 1]
-    return float(np.mean(flat)) if flat else 0.0
 
 
 def machine_info() -> dict[str, Any]:
