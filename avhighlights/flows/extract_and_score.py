@@ -1,5 +1,6 @@
-"""The `extract-and-score` flow: probe -> one task per extractor (through the feature store) ->
-score -> select -> write clips and results, with a markdown report and a progress artifact.
+"""The `extract-and-score` flow: probe -> plan -> one task per extractor (through the feature store) ->
+[fit, for an unsupervised method without a checkpoint] -> score -> select -> write clips and results,
+with a markdown report and a progress artifact.
 
 Tasks exchange paths, store keys and small JSON documents (the per-second score curve and the
 segments), never feature arrays: the feature store is the cache shared by every worker, so an

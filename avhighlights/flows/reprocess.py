@@ -245,7 +245,10 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
     spec = scorer_spec(**scoring)
     scorer_extractors(spec)  # a bad method, binding or checkpoint fails the batch before any video
     videos = [(str(v), str(rel)) for v, rel in list_videos(source)]
-    fit = fit_batch_task([v for v, _ in videos], scoring, resolve_store(store)) if fits_on_the_fly(spec) else None
+    fit = None
+    if fits_on_the_fly(spec):
+        fit_once = fit_batch_task.with_options(timeout_seconds=Timeouts.from_env().fit)
+        fit = fit_once([v for v, _ in videos], scoring, resolve_store(store))
     config = BatchConfig(out_dir, resolve_store(store), method, fit["checkpoint"] if fit else checkpoint, selection,
                          stream_copy, evaluate, dict(bind or {}))
     runner = make_task_runner(dask_address, dask_workers, max_workers)
