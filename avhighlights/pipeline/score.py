@@ -69,8 +69,10 @@ def resolve_binding(base: Mapping[str, str], overrides: Mapping[str, str] | None
 
 def fits_on_the_fly(spec: ScorerSpec) -> bool:
     """True when `spec` scores with an unsupervised method fitted on the fly (no checkpoint, `auto_fit` set)."""
+    if spec.checkpoint or spec.auto_fit is None:
+        return False
     cls = METHODS.get(spec.method)
-    return not spec.checkpoint and cls.trainable and not cls.supervised and spec.auto_fit is not None
+    return cls.trainable and not cls.supervised
 
 
 def scorer_extractors(spec: ScorerSpec) -> dict[str, Extractor]:
