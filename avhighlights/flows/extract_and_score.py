@@ -90,13 +90,18 @@ def plan_task(scoring: dict[str, Any]) -> dict[str, Any]:
     return {"extractors": {ex.name: ex.device.type for ex in extractors.values()}, "fit": fits_on_the_fly(spec)}
 
 
-@task(name="fit", **TASK_OPTIONS)
-def fit_task(info: dict[str, Any], scoring: dict[str, Any], store: str) -> dict[str, Any]:
-    """Fit the unsupervised method on this video plus the library, or reuse a cached fit (its features come
-    from the store); returns the fit's checkpoint and fit.json's content."""
-    scorer = prepare_scorer(scorer_spec(**scoring), [VideoInfo.from_json(info)], store)
+def fit_on(infos: list[VideoInfo], scoring: dict[str, Any], store: str) -> dict[str, Any]:
+    """Fit the unsupervised method of `scoring` on `infos` plus the library, or reuse a cached fit (features
+    come from the store); returns the fit's checkpoint and fit.json's content. Call it inside a task."""
+    scorer = prepare_scorer(scorer_spec(**scoring), infos, store)
     get_run_logger().info("%s", scorer.fit.message())
     return {"checkpoint": scorer.checkpoint, "fit": scorer.fit.to_json()}
+
+
+@task(name="fit", **TASK_OPTIONS)
+def fit_task(info: dict[str, Any], scoring: dict[str, Any], store: str) -> dict[str, Any]:
+    """`fit_on` this video (plus the library)."""
+    return fit_on([VideoInfo.from_json(info)], scoring, store)
 
 
 @task(name="extract", task_run_name="extract-{extractor}", **TASK_OPTIONS)

@@ -40,7 +40,7 @@ from avhighlights.atomic import write_json
 from avhighlights.errors import DatasetError, MediaError
 from avhighlights.flows.artifacts import publish_batch_table
 from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
-from avhighlights.flows.extract_and_score import TASK_OPTIONS, resolve_store, scorer_spec
+from avhighlights.flows.extract_and_score import TASK_OPTIONS, fit_on, resolve_store, scorer_spec
 from avhighlights.overrides import parse_pairs
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES, FolderDataset, read_labels
 from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
@@ -141,9 +141,7 @@ def fit_batch_task(videos: list[str], scoring: dict[str, Any], store: str) -> di
             get_run_logger().warning("not fitted on %s", exc)
     if not infos:
         raise DatasetError("no readable video to fit the method on")
-    scorer = prepare_scorer(scorer_spec(**scoring), infos, store)
-    get_run_logger().info("%s", scorer.fit.message())
-    return {"checkpoint": scorer.checkpoint, "fit": scorer.fit.to_json()}
+    return fit_on(infos, scoring, store)
 
 
 def _metrics(video: Path, scores: np.ndarray, duration_s: float) -> dict[str, float]:
