@@ -146,22 +146,23 @@ def step_ap(method, samples: list[Sample]) -> float:
     return float(np.mean([average_precision_score(s.labels, method.predict(s)) for s in samples]))
 
 
+def burst_samples(media_dir: Path, clips, seed: int, out: Path, prefix: str) -> list[Sample]:
+    """Two random event layouts of each (media, start_s, duration_s) clip, drawn from one rng seeded `seed`."""
+    rng = np.random.default_rng(seed)
+    return [burst_sample(media_dir / name, start, dur, out / f"{prefix}{i}_{v}.mkv", rng)
+            for i, (name, start, dur) in enumerate(clips) for v in range(2)]
+
+
 @pytest.fixture(scope="module")
 def held_out_set(media_dir, tmp_path_factory) -> list[Sample]:
     """Held-out clips, two random layouts of each (fixed seed)."""
-    rng = np.random.default_rng(1)
-    out = tmp_path_factory.mktemp("bursts_test")
-    return [burst_sample(media_dir / name, start, dur, out / f"test{i}_{v}.mkv", rng)
-            for i, (name, start, dur) in enumerate(TEST_CLIPS) for v in range(2)]
+    return burst_samples(media_dir, TEST_CLIPS, 1, tmp_path_factory.mktemp("bursts_test"), "test")
 
 
 @pytest.fixture(scope="module")
 def training_set(media_dir, tmp_path_factory) -> list[Sample]:
     """Training windows, two random layouts of each (fixed seed)."""
-    rng = np.random.default_rng(0)
-    out = tmp_path_factory.mktemp("bursts_train")
-    return [burst_sample(media_dir / name, start, dur, out / f"train{i}_{v}.mkv", rng)
-            for i, (name, start, dur) in enumerate(TRAIN_CLIPS) for v in range(2)]
+    return burst_samples(media_dir, TRAIN_CLIPS, 0, tmp_path_factory.mktemp("bursts_train"), "train")
 
 
 def test_event_layout_and_labels_on_the_one_second_grid(held_out_set):
