@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +15,21 @@ from avhighlights.errors import CheckpointError, CheckpointMismatchError, Config
 from avhighlights.models.base import METHODS, FeatureSource, Sample
 from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from avhighlights.models.torch_method import TorchMethod, collate
-from avhighlights.registry import Registry, build_config
+from avhighlights.registry import Registry, build_config, check_option_type, field_type_hints
 
 
 @dataclass(frozen=True)
 class _LinearConfig:
     hidden: int = 4
     scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class _TypedConfig:
+    names: tuple[str, ...] = ("a",)
+    lr: float | None = None
+    steps: int = 1
+    flag: bool = False
 
 
 @METHODS.register("test_linear_contract")
@@ -55,6 +64,37 @@ def test_build_config_rejects_unknown_keys_and_freezes_lists():
     assert cfg.hidden == 8 and cfg.scale == 1.0
     with pytest.raises(ConfigError, match="unknown option"):
         build_config(_LinearConfig, {"hiden": 8})
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("names", "[a,b]", "option 'names' expects tuple\\[str, ...\\] \\(a JSON list"),  # shell ate the quotes
+    ("steps", "3", "option 'steps' expects int, got str '3'"),
+    ("steps", True, "option 'steps' expects int, got bool True"),
+    ("lr", "1e-3", "option 'lr' expects float \\| None, got str"),
+    ("flag", 1, "option 'flag' expects bool, got int 1"),
+])
+def test_build_config_names_the_option_given_a_value_of_the_wrong_type(option, value, expected):
+    with pytest.raises(ConfigError, match=expected):
+        build_config(_TypedConfig, {option: value})
+
+
+def test_build_config_accepts_ints_for_floats_none_for_optionals_and_lists_for_tuples():
+    cfg = build_config(_TypedConfig, {"lr": 1, "names": ["x", "y"], "steps": 2, "flag": True})
+    assert cfg == _TypedConfig(names=("x", "y"), lr=1, steps=2, flag=True)
+    assert build_config(_TypedConfig, {"lr": None}).lr is None
+
+
+def test_every_registered_config_has_checkable_fields_and_defaults_that_pass():
+    import avhighlights.extractors  # noqa: F401  (registers the extractors)
+    from avhighlights.extractors.base import EXTRACTORS
+
+    for registry in (EXTRACTORS, METHODS):
+        for name in registry.names():
+            config_cls = registry.get(name).Config
+            hints, defaults = field_type_hints(config_cls), config_cls()
+            for field in dataclasses.fields(config_cls):
+                assert field.name in hints, (name, field.name)
+                check_option_type(config_cls, field.name, hints[field.name], getattr(defaults, field.name))
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path: Path):
