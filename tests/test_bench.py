@@ -24,6 +24,7 @@ from avhighlights.pipeline.evaluation.bench import (
 )
 from avhighlights.pipeline.evaluation.bench_merge import merge_results
 from avhighlights.pipeline.evaluation.folder_data import FolderDataset
+from avhighlights.pipeline.evaluation.report import training_note
 from avhighlights.pipeline.timebase import FeatureTrack, Spans
 
 
@@ -252,6 +253,13 @@ def test_bench_merge_refuses_other_experiments_and_repeated_seeds(tmp_path: Path
     with pytest.raises(DatasetError, match="nowhere: no bench result here"):
         merge_results([tmp_path / "a", tmp_path / "nowhere"], tmp_path / "m")
     assert not (tmp_path / "m").exists()  # nothing written on a refusal
+
+
+def test_training_note_is_left_out_for_untrained_fits():
+    untrained = {"fit_reports": {"42": {"fold0": {"best_epoch": -1}, "fold1": {"best_epoch": -1}}}}
+    assert training_note(untrained) == []
+    mixed = {"fit_reports": {"42": {"fold0": {"best_epoch": -1}, "fold1": {"best_epoch": 3}}}}
+    assert "over 1 (seed, split) runs: min 3, median 3, max 3" in training_note(mixed)[1]
 
 
 def test_bench_records_every_fit_report_and_cli_seed_values(tmp_path: Path, capsys):

@@ -91,9 +91,10 @@ def collapse_note(result: Mapping) -> list[str]:
 
 
 def training_note(result: Mapping) -> list[str]:
-    """The epochs that validation selected, over every (seed, split) that reported one."""
+    """The epochs that validation selected, over every (seed, split) that reported one (a fit of 0 epochs
+    reports -1: nothing was selected)."""
     epochs = [r["best_epoch"] for runs in result.get("fit_reports", {}).values() for r in runs.values()
-              if isinstance(r.get("best_epoch"), int)]
+              if isinstance(r.get("best_epoch"), int) and r["best_epoch"] >= 0]
     if not epochs:
         return []
     return ["", f"Selected epoch (0-based, by validation) over {len(epochs)} (seed, split) runs: min {min(epochs)}, "
