@@ -92,7 +92,7 @@ def check_option_type(config_cls: type, key: str, hint: Any, value: Any) -> None
     is_bool_as_number = isinstance(value, bool) and bool not in allowed
     if isinstance(value, allowed) and not is_bool_as_number:
         return
-    example = ' (a JSON list on the command line, e.g. --set name=\'["a","b"]\')' if list in allowed else ""
+    example = f" (a JSON list on the command line, e.g. --set {key}='[\"a\",\"b\"]')" if list in allowed else ""
     raise ConfigError(f"{config_cls.__qualname__}: option {key!r} expects {typing_name(hint)}{example}, "
                       f"got {type(value).__name__} {value!r}")
 

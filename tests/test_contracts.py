@@ -67,7 +67,7 @@ def test_build_config_rejects_unknown_keys_and_freezes_lists():
 
 
 @pytest.mark.parametrize(("option", "value", "expected"), [
-    ("names", "[a,b]", "option 'names' expects tuple\\[str, ...\\] \\(a JSON list"),  # shell ate the quotes
+    ("names", "[a,b]", "option 'names' expects tuple\\[str, ...\\] \\(a JSON list .* --set names='\\[\"a\",\"b\"\\]'"),
     ("steps", "3", "option 'steps' expects int, got str '3'"),
     ("steps", True, "option 'steps' expects int, got bool True"),
     ("lr", "1e-3", "option 'lr' expects float \\| None, got str"),
