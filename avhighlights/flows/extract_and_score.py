@@ -27,6 +27,7 @@ from avhighlights.flows.artifacts import ExtractionProgress, publish_run_report
 from avhighlights.flows.concurrency import GPU_TAG, RETRIES, RETRY_DELAYS_S, Timeouts, gpu_slot, retry_transient
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.fit_cache import AutoFit
+from avhighlights.pipeline.index_html import write_index
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.results import read_results
@@ -147,6 +148,7 @@ def write_task(info: dict[str, Any], curve: dict[str, Any], segments: list[dict[
                            SelectionConfig(**selection), target, RenderOptions(stream_copy=stream_copy), null_progress)
     if fit:
         write_json(target / "fit.json", fit)
+    write_index(Path(out_dir))
     doc = read_results(result.results_json)
     clips = [{**c.to_json(), "path": str(target / c.path) if c.path else None} for c in doc.clips]
     return {"out_dir": str(target), "results_json": str(result.results_json), "n_clips": result.n_clips,

@@ -1,7 +1,14 @@
-"""`scores.png`: the score curve over time with the selected clips shaded (matplotlib, Agg backend)."""
+"""`scores.png`: the score curve over time with the selected clips shaded and the selection threshold
+(matplotlib, Agg backend), 1600x500 px.
+
+The curve is a step plot over the 1-s steps with no drop to a baseline at its ends; the y-range comes
+from the data (a flat curve is drawn flat at its value and says "flat scores"). The legend sits above
+the axes, outside the data.
+"""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,35 +16,73 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
-from avhighlights.atomic import atomic_path  # noqa: E402
+from avhighlights.atomic import write_bytes  # noqa: E402
+from avhighlights.pipeline.report_facts import is_flat, threshold_score, video_name  # noqa: E402
 from avhighlights.pipeline.results import HighlightsDoc  # noqa: E402
+
+FIGSIZE_IN = (16.0, 5.0)
+DPI = 100
+CURVE_COLOR, CLIP_COLOR, THRESHOLD_COLOR = "#1f5fa8", "#f5a623", "#c0392b"
+
+
+def plot_png(doc: HighlightsDoc) -> bytes:
+    """The plot as PNG bytes."""
+    fig, ax = plt.subplots(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    try:
+        _draw(ax, doc)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return buffer.getvalue()
 
 
 def plot_scores(doc: HighlightsDoc, target: str | Path) -> Path:
-    """Draw the step curve and shade each clip (labelled with its rank); written atomically as PNG."""
-    fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
-    try:
-        _draw(ax, doc)
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return Path(target)
+    """Write the plot of `doc` atomically as PNG to `target`."""
+    return write_bytes(target, plot_png(doc))
 
 
 def _draw(ax, doc: HighlightsDoc) -> None:
-    curve = doc.curve
-    if len(curve.scores):
-        edges_s = np.append(curve.start_s, curve.end_s[-1])  # (T + 1,)
-        ax.stairs(curve.scores, edges_s, color="tab:blue", label=f"score ({doc.method})")
+    scores = np.asarray(doc.curve.scores, dtype=np.float64)
+    handles = []
+    if len(scores):
+        edges_s = np.append(doc.curve.start_s, doc.curve.end_s[-1])  # (T + 1,)
+        handles.append(ax.stairs(scores, edges_s, baseline=None, color=CURVE_COLOR, lw=1.8, zorder=3,
+                                 label=f"score per second ({doc.method})"))
     for clip in doc.clips:
-        ax.axvspan(clip.start_s, clip.end_s, color="tab:orange", alpha=0.3, lw=0)
-        ax.annotate(str(clip.rank), ((clip.start_s + clip.end_s) / 2, 1.0), xycoords=("data", "axes fraction"),
-                    ha="center", va="bottom", fontsize=8)
+        ax.axvspan(clip.start_s, clip.end_s, color=CLIP_COLOR, alpha=0.28, lw=0)
+        ax.annotate(f"#{clip.rank}", ((clip.start_s + clip.end_s) / 2, 0.97), xycoords=("data", "axes fraction"),
+                    ha="center", va="top", fontsize=11, fontweight="bold", color="#7a4a00")
+    if doc.clips:
+        handles.append(Patch(color=CLIP_COLOR, alpha=0.5, label=f"selected clips ({len(doc.clips)})"))
+    threshold = threshold_score(doc) if len(scores) else None
+    if threshold is not None:
+        handles.append(ax.axhline(threshold, color=THRESHOLD_COLOR, ls="--", lw=1.3,
+                                  label=f"selection threshold {threshold:.4g}"))
+    _set_ranges(ax, doc, scores)
+    ax.set_xlabel("time (s)", fontsize=12)
+    ax.set_ylabel("highlight score", fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(f"{video_name(doc)}: {len(doc.clips)} clips", fontsize=13, loc="left")
+    if handles:
+        ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(handles),
+                  fontsize=11, frameon=False, borderaxespad=0.2)
+
+
+def _set_ranges(ax, doc: HighlightsDoc, scores: np.ndarray) -> None:
     ax.set_xlim(0.0, doc.video.duration_s)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("highlight score")
-    ax.set_title(f"{Path(doc.video.path).name}: {len(doc.clips)} clips", fontsize=9, pad=12)
-    if len(curve.scores):
-        ax.legend(loc="lower right", fontsize=8)
+    finite = scores[np.isfinite(scores)]
+    if finite.size == 0:
+        return
+    low, high = float(finite.min()), float(finite.max())
+    if is_flat(finite):
+        half = max(abs(low) * 0.1, 0.5)
+        ax.set_ylim(low - half, high + half)
+        ax.text(0.5, 0.5, f"flat scores ({low:.4g} everywhere)", transform=ax.transAxes, ha="center",
+                va="bottom", fontsize=14, color="#555555")
+        return
+    margin = 0.08 * (high - low)
+    ax.set_ylim(low - margin, high + 2.5 * margin)  # headroom for the rank labels

@@ -33,6 +33,7 @@ from avhighlights.errors import ConfigError, MissingFileError
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline import cuts, exports
 from avhighlights.pipeline.plot import plot_scores
+from avhighlights.pipeline.report_html import REPORT_NAME, write_report
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc, read_results, utc_now, write_results
 
 RESULTS_NAME = "highlights.json"
@@ -50,6 +51,7 @@ EXPORTS: dict[str, tuple[str, Callable[[HighlightsDoc, Path], Path]]] = {
     "vtt": ("chapters.vtt", _text_writer(exports.vtt_text)),
     "ffmeta": ("chapters.ffmeta", _text_writer(exports.ffmeta_text)),
     "png": ("scores.png", plot_scores),
+    "html": (REPORT_NAME, write_report),  # embeds the plot; also writes poster.jpg
 }
 DEFAULT_FORMATS = tuple(EXPORTS)
 
@@ -77,7 +79,7 @@ def render_outputs(doc: HighlightsDoc, out_dir: str | Path, *, stream_copy: bool
                    write_reel: bool = True, formats: Iterable[str] = DEFAULT_FORMATS,
                    progress: ProgressFn | None = None) -> RenderReport:
     """Render `doc` into `out_dir`: clips, reel, highlights.json and the export `formats`
-    (any of "csv", "edl", "vtt", "ffmeta", "png")."""
+    (any of "csv", "edl", "vtt", "ffmeta", "png", "html")."""
     t0, out_dir, formats = time.monotonic(), Path(out_dir), tuple(formats)
     _check_request(doc, formats, write_clips or write_reel)
     out_dir.mkdir(parents=True, exist_ok=True)

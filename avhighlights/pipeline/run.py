@@ -14,6 +14,7 @@ from pathlib import Path
 from avhighlights.atomic import write_json
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
+from avhighlights.pipeline.index_html import refresh_index, write_index
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.render import RenderReport, render_from_json, render_outputs
@@ -80,6 +81,7 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     if scorer.fit is not None:  # which on-the-fly fit scored the videos, and why (pipeline/fit_cache.py)
         for result in results:
             write_json(result.out_dir / "fit.json", scorer.fit.to_json())
+    write_index(out_root)  # OUT/index.html over every OUT/*/highlights.json
     return results
 
 
@@ -112,6 +114,7 @@ def render_results(results_json: str | Path, out_dir: str | Path | None = None, 
     render = render or RenderOptions()
     report = render_from_json(results_json, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
                               write_reel=render.write_reel, progress=progress)
+    refresh_index(report.out_dir)
     return _result(report)
 
 

@@ -1,0 +1,139 @@
+"""report.html, the batch index.html and scores.png, from a real scored synthetic video."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
+
+from avhighlights.pipeline import plot
+from avhighlights.pipeline.index_html import write_index
+from avhighlights.pipeline.render import render_outputs
+from avhighlights.pipeline.report_facts import hms, is_flat, threshold_score
+from avhighlights.pipeline.results import ClipEntry, read_results
+from avhighlights.pipeline.run import render_results, score_videos
+from avhighlights.pipeline.score import ScorerSpec
+from avhighlights.pipeline.select import SelectionConfig
+from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
+from avhighlights.pipeline.types import ScoreCurve
+
+NASTY_STEM = "cut \"A\" <b>&'x'"
+THUMB_RE = re.compile(r'<img class="thumb"[^>]*src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory) -> Path:
+    """OUT/<nasty name>/ of an 8-s synthetic video with loud events at 1 s and 5 s, scored by loudness."""
+    root = tmp_path_factory.mktemp("report")
+    video = make_synthetic_video(root / f"{NASTY_STEM}.mp4",
+                                 SyntheticSpec(duration_s=8.0, event_times_s=(1.0, 5.0), event_len_s=1.0))
+    [result] = score_videos([video], ScorerSpec(method="loudness"), root / "out", store=None,
+                            selection=SelectionConfig(top_ratio=0.5, min_clip_s=2.0))
+    return result.out_dir
+
+
+def page_of(folder: Path) -> str:
+    return (folder / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_embeds_one_decodable_still_per_clip(scored):
+    doc, page = read_results(scored / "highlights.json"), page_of(scored)
+    stills = THUMB_RE.findall(page)
+    assert len(doc.clips) >= 2 and len(stills) == len(doc.clips)
+    for data in stills:
+        image = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert image.format == "JPEG" and image.size == (320, 240)
+    assert Image.open(scored / "poster.jpg").size == (320, 240)
+
+
+def test_report_table_players_and_escaping(scored):
+    doc, page = read_results(scored / "highlights.json"), page_of(scored)
+    for clip in doc.clips:
+        assert f"<td>{hms(clip.start_s)}</td><td>{hms(clip.end_s)}</td><td>{clip.duration_s:.3f} s</td>" in page
+    sources = re.findall(r'<video [^>]*src="([^"]+)"', page)
+    assert sorted(unquote(s) for s in sources) == sorted([c.path for c in doc.clips] + [doc.reel])
+    assert all((scored / unquote(s)).is_file() for s in sources)
+    assert "<b>" not in page and "cut &quot;A&quot; &lt;b&gt;&amp;&#x27;x&#x27;.mp4" in page
+    assert "loudness: loudness (the method&#x27;s default)" in page
+    assert not re.search(r"<script|<link|https?://|@import", page)  # self-contained, nothing external
+
+
+def test_render_rewrites_report_and_index_after_an_edit(scored, tmp_path):
+    doc = read_results(scored / "highlights.json")
+    data = json.loads((scored / "highlights.json").read_text())
+    data["clips"] = data["clips"][:1]  # the editor keeps only the best clip
+    (scored / "highlights.json").write_text(json.dumps(data))
+    render_results(scored / "highlights.json")
+    page, index = page_of(scored), (scored.parent / "index.html").read_text()
+    assert len(THUMB_RE.findall(page)) == 1 < len(doc.clips)
+    assert f"<td>1</td><td>{hms(doc.clips[0].duration_s)}</td>" in index
+
+
+def test_no_clips_plays_the_source_span(scored, tmp_path):
+    doc = read_results(scored / "highlights.json")
+    render_outputs(doc, tmp_path / "noclips", write_clips=False, write_reel=False)
+    page = page_of(tmp_path / "noclips")
+    assert "No clip files were written" in page
+    expected = [f"{Path(doc.video.path).as_uri()}#t={c.start_s:.3f},{c.end_s:.3f}" for c in doc.clips]
+    assert re.findall(r'<video [^>]*src="([^"]+)"', page) == [
+        e.replace("&", "&amp;").replace("'", "&#x27;") for e in expected]
+
+
+def test_index_accumulates_runs_and_survives_a_broken_file(scored, tmp_path):
+    other = make_synthetic_video(tmp_path / "second.mp4", SyntheticSpec(duration_s=4.0, event_times_s=(2.0,)))
+    out_root = scored.parent
+    score_videos([other], ScorerSpec(method="loudness"), out_root, store=None)
+    (out_root / "broken").mkdir()
+    (out_root / "broken" / "highlights.json").write_text("{not json")
+    index = write_index(out_root).read_text()
+    assert index.count('<img class="thumb"') == 2
+    assert 'href="second/report.html"' in index and "cut &quot;A&quot; &lt;b&gt;" in index
+    assert "broken" in index and "is not valid JSON" in index
+    assert "2 videos" in index
+
+
+def _doc_with(scores: np.ndarray, clips: tuple[ClipEntry, ...], scored: Path):
+    doc = read_results(scored / "highlights.json")
+    n = len(scores)
+    curve = ScoreCurve(scores, np.arange(n, dtype=float), np.arange(1, n + 1, dtype=float), "hand")
+    video = dataclasses.replace(doc.video, duration_s=float(n))
+    return dataclasses.replace(doc, video=video, curve=curve, clips=clips)
+
+
+def test_plot_flat_curve_has_no_drop_threshold_and_outside_legend(scored):
+    flat = _doc_with(np.full(10, 3.5), (ClipEntry(2.0, 5.0, 3.5, 1),), scored)
+    assert is_flat(flat.curve.scores) and threshold_score(flat) == 3.5
+    fig, ax = plt.subplots(figsize=plot.FIGSIZE_IN, dpi=plot.DPI, layout="constrained")
+    try:
+        plot._draw(ax, flat)
+        fig.canvas.draw()
+        low, high = ax.get_ylim()
+        assert low < 3.5 < high and low > 0  # flat at its value, not a line at 0
+        [steps] = [p for p in ax.patches if type(p).__name__ == "StepPatch"]
+        assert steps.get_data().baseline is None
+        assert any(np.allclose(line.get_ydata(), 3.5) for line in ax.lines)  # the threshold line
+        assert any("flat scores" in t.get_text() for t in ax.texts)
+        legend_box, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+        assert legend_box.y0 >= axes_box.y1 - 1  # above the data
+    finally:
+        plt.close(fig)
+    image = Image.open(io.BytesIO(plot.plot_png(flat)))
+    assert image.size == (1600, 500)
+
+
+def test_flat_scores_warning_in_report(scored):
+    from avhighlights.pipeline.report_html import report_text
+
+    flat = _doc_with(np.zeros(8), (ClipEntry(0.0, 4.0, 0.0, 1, "x.mp4"),), scored)
+    assert "flat scores: every second scores 0" in report_text(flat, {}, [])
+    assert threshold_score(_doc_with(np.arange(8.0), (ClipEntry(4.0, 7.0, 5.0, 1),), scored)) == 4.0
+    assert hms(3725.0456) == "01:02:05.046"
