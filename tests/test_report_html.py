@@ -98,7 +98,7 @@ def test_index_accumulates_runs_and_survives_a_broken_file(scored, tmp_path):
     assert index.count('<img class="thumb"') == 2
     assert 'href="second/report.html"' in index and "cut &quot;A&quot; &lt;b&gt;" in index
     assert "broken" in index and "is not valid JSON" in index
-    assert "2 videos" in index
+    assert "2 videos, " in index
 
 
 def _doc_with(scores: np.ndarray, clips: tuple[ClipEntry, ...], scored: Path):

@@ -77,9 +77,13 @@ def index_text(out_root: Path) -> str:
         n_ok, n_clips, total_s = n_ok + 1, n_clips + len(doc.clips), total_s + total_highlight_s(doc)
         rows.append(_row(results.parent, folder, doc))
     title = f"Highlights: {out_root.resolve().name or out_root.resolve()}"
-    summary = f"{n_ok} videos, {n_clips} clips, {hms(total_s)} of highlights"
+    summary = f"{_count(n_ok, 'video')}, {_count(n_clips, 'clip')}, {hms(total_s)} of highlights"
     body = "\n".join(rows) or '<tr><td colspan="7" class="empty">No results in this folder yet.</td></tr>'
     return PAGE.substitute(title=esc(title), css=PAGE_CSS, summary=esc(summary), rows=body, updated=esc(utc_now()))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def _href(folder: str, name: str) -> str:
@@ -92,7 +96,7 @@ def _row(video_dir: Path, folder: str, doc) -> str:
     name = esc(video_name(doc))
     link = (f'<a href="{_href(folder, REPORT_NAME)}">{name}</a>' if (video_dir / REPORT_NAME).is_file()
             else f'{name} <span class="meta">(no report.html)</span>')
-    if folder != video_name(doc):
+    if folder != Path(video_name(doc)).stem:  # a suffixed folder (two inputs shared a name)
         link += f'<div class="meta">{esc(folder)}/</div>'
     cells = [still, link, esc(hms(doc.video.duration_s)), str(len(doc.clips)), esc(hms(total_highlight_s(doc))),
              esc(doc.method), esc(doc.created_utc or "")]
