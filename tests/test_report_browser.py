@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from chromium_cdp import Chromium, find_chromium
 
+from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import read_results
 from avhighlights.pipeline.run import score_videos
 from avhighlights.pipeline.score import ScorerSpec
@@ -24,9 +25,9 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary fou
 
 THUMBS = "[...document.querySelectorAll('img.thumb')].map(i => i.complete && i.naturalWidth)"
 PLOT = "[...document.querySelectorAll('img.plot')].map(i => i.naturalWidth)"
-VIDEOS = """Promise.all([...document.querySelectorAll('video')].map(v => v.readyState >= 1 ? v.duration :
-  new Promise(done => { v.addEventListener('loadedmetadata', () => done(v.duration));
-    v.addEventListener('error', () => done(-1)); setTimeout(() => done(-2), 15000); })))"""
+VIDEOS = """Promise.all([...document.querySelectorAll('video')].map(v => new Promise(done => {
+  v.addEventListener('loadeddata', () => done(v.videoWidth)); v.addEventListener('error', () => done(-1));
+  setTimeout(() => done(-2), 20000); v.preload = 'auto'; v.load(); })))"""  # first frame decoded -> its width
 
 
 def keep_artifact(path: Path) -> None:
@@ -43,10 +44,12 @@ def test_report_and_index_open_cleanly_in_chromium(tmp_path):
                             selection=SelectionConfig(top_ratio=0.5, min_clip_s=2.0))
     doc = read_results(result.results_json)
     assert len(doc.clips) >= 2
+    sources_only = render_outputs(doc, tmp_path / "no clips", write_clips=False, write_reel=False)
     report_png, index_png = tmp_path / "report_html.png", tmp_path / "index_html.png"
     with Chromium(CHROMIUM) as browser:
         report = browser.open((result.out_dir / "report.html").as_uri(), (THUMBS, PLOT, VIDEOS), report_png)
         index = browser.open((tmp_path / "out" / "index.html").as_uri(), (THUMBS,), index_png)
+        no_clips = browser.open((sources_only.out_dir / "report.html").as_uri(), (VIDEOS,))
     for png in (report_png, index_png):
         keep_artifact(png)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -54,6 +57,7 @@ def test_report_and_index_open_cleanly_in_chromium(tmp_path):
     thumbs = report.values[THUMBS]
     assert len(thumbs) == len(doc.clips) and all(width == 320 for width in thumbs)  # decoded, 320 px wide
     assert report.values[PLOT] == [1600]
-    durations = report.values[VIDEOS]  # every clip and the reel load from their relative links
-    assert len(durations) == len(doc.clips) + 1 and all(d > 0 for d in durations), durations
+    widths = report.values[VIDEOS]  # every clip and the reel play from their relative links
+    assert widths == [320] * (len(doc.clips) + 1)
     assert index.values[THUMBS] == [320]  # the poster, by relative link
+    assert no_clips.errors == [] and no_clips.values[VIDEOS] == [320] * len(doc.clips)  # the source's spans

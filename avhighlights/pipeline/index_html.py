@@ -13,7 +13,7 @@ from string import Template
 from urllib.parse import quote
 
 from avhighlights.atomic import write_text
-from avhighlights.pipeline.report_facts import hms, total_highlight_s, video_name
+from avhighlights.pipeline.report_facts import hms, total_highlight_s, video_name, warnings_of
 from avhighlights.pipeline.report_html import POSTER_NAME, REPORT_NAME
 from avhighlights.pipeline.report_style import PAGE_CSS
 from avhighlights.pipeline.results import ResultsError, read_results, utc_now
@@ -37,7 +37,7 @@ PAGE = Template("""<!DOCTYPE html>
 <section>
 <table class="videos">
 <thead><tr><th>still</th><th>video</th><th>duration</th><th>clips</th><th>highlights</th><th>method</th>
-<th>written</th></tr></thead>
+<th>written</th><th>warnings</th></tr></thead>
 <tbody>
 $rows
 </tbody>
@@ -78,7 +78,7 @@ def index_text(out_root: Path) -> str:
         rows.append(_row(results.parent, folder, doc))
     title = f"Highlights: {out_root.resolve().name or out_root.resolve()}"
     summary = f"{_count(n_ok, 'video')}, {_count(n_clips, 'clip')}, {hms(total_s)} of highlights"
-    body = "\n".join(rows) or '<tr><td colspan="7" class="empty">No results in this folder yet.</td></tr>'
+    body = "\n".join(rows) or '<tr><td colspan="8" class="empty">No results in this folder yet.</td></tr>'
     return PAGE.substitute(title=esc(title), css=PAGE_CSS, summary=esc(summary), rows=body, updated=esc(utc_now()))
 
 
@@ -99,10 +99,10 @@ def _row(video_dir: Path, folder: str, doc) -> str:
     if folder != Path(video_name(doc)).stem:  # a suffixed folder (two inputs shared a name)
         link += f'<div class="meta">{esc(folder)}/</div>'
     cells = [still, link, esc(hms(doc.video.duration_s)), str(len(doc.clips)), esc(hms(total_highlight_s(doc))),
-             esc(doc.method), esc(doc.created_utc or "")]
+             esc(doc.method), esc(doc.created_utc or ""), esc("; ".join(w.split(":")[0] for w in warnings_of(doc)))]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _broken_row(folder: str, exc: ResultsError) -> str:
-    return (f'<tr><td></td><td>{esc(folder)}</td><td colspan="5" class="meta">unreadable '
+    return (f'<tr><td></td><td>{esc(folder)}</td><td colspan="6" class="meta">unreadable '
             f"{esc(RESULTS_NAME)}: {esc(exc.problem)} (field {esc(exc.field_name)})</td></tr>")

@@ -66,7 +66,8 @@ def _draw(ax, doc: HighlightsDoc) -> None:
     ax.set_ylabel("highlight score", fontsize=12)
     ax.tick_params(labelsize=11)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title(f"{video_name(doc)}: {len(doc.clips)} clips", fontsize=13, loc="left")
+    ax.set_title(f"{video_name(doc)}: {len(doc.clips)} clip{'' if len(doc.clips) == 1 else 's'}", fontsize=13,
+                 loc="left")
     if handles:
         ax.legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(handles),
                   fontsize=11, frameon=False, borderaxespad=0.2)
@@ -81,8 +82,8 @@ def _set_ranges(ax, doc: HighlightsDoc, scores: np.ndarray) -> None:
     if is_flat(finite):
         half = max(abs(low) * 0.1, 0.5)
         ax.set_ylim(low - half, high + half)
-        ax.text(0.5, 0.5, f"flat scores ({low:.4g} everywhere)", transform=ax.transAxes, ha="center",
-                va="bottom", fontsize=14, color="#555555")
+        ax.text(0.5, 0.62, f"flat scores ({low:.4g} everywhere): the ranking is arbitrary", transform=ax.transAxes,
+                ha="center", va="bottom", fontsize=14, color="#555555")
         return
     margin = 0.08 * (high - low)
     ax.set_ylim(low - margin, high + 2.5 * margin)  # headroom for the rank labels
