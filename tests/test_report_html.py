@@ -137,3 +137,11 @@ def test_flat_scores_warning_in_report(scored):
     assert "flat scores: every second scores 0" in report_text(flat, {}, [])
     assert threshold_score(_doc_with(np.arange(8.0), (ClipEntry(4.0, 7.0, 5.0, 1),), scored)) == 4.0
     assert hms(3725.0456) == "01:02:05.046"
+
+
+def test_no_selected_clips_still_gives_a_page_and_a_poster(scored, tmp_path):
+    doc = dataclasses.replace(read_results(scored / "highlights.json"), clips=())
+    render_outputs(doc, tmp_path / "empty", formats=("html",))
+    page = page_of(tmp_path / "empty")
+    assert "No clips were selected." in page and not THUMB_RE.findall(page)
+    assert Image.open(tmp_path / "empty" / "poster.jpg").format == "JPEG"
