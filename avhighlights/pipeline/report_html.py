@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from string import Template
 from urllib.parse import quote
@@ -33,6 +34,8 @@ from avhighlights.pipeline.thumbs import still_jpeg
 
 REPORT_NAME = "report.html"
 POSTER_NAME = "poster.jpg"
+STILL_WORKERS = 4  # ffmpeg processes taking stills at once
+RESULT_SUFFIXES = (".json", ".csv", ".edl", ".vtt", ".ffmeta", ".png", ".otio", ".fcpxml", ".xml")
 
 PAGE = Template("""<!DOCTYPE html>
 <html lang="en">
@@ -76,32 +79,40 @@ def write_report(doc: HighlightsDoc, target: str | Path) -> Path:
     poster = stills.get(doc.clips[0].rank) if doc.clips else _video_still(doc, problems)
     if poster:
         write_bytes(target.parent / POSTER_NAME, poster)
-    write_text(target, report_text(doc, stills, problems))
+    write_text(target, report_text(doc, stills, problems, _result_files(target.parent)))
     return target
 
 
-def report_text(doc: HighlightsDoc, stills: dict[int, bytes], problems: list[str]) -> str:
-    """The page for `doc`; `stills` maps clip rank -> JPEG bytes; `problems` are shown as warnings."""
+def report_text(doc: HighlightsDoc, stills: dict[int, bytes], problems: list[str],
+                result_files: tuple[str, ...] = ()) -> str:
+    """The page for `doc`; `stills` maps clip rank -> JPEG bytes; `problems` are shown as warnings;
+    `result_files` (names beside the page) are linked."""
     name = video_name(doc)
     return PAGE.substitute(
         title=esc(f"{name}: highlights"), css=PAGE_CSS, name=esc(name), video_meta=esc(_video_meta(doc)),
         source_url=esc(_source_uri(doc)), source=esc(doc.video.path),
-        warnings=_warnings_html(warnings_of(doc) + problems), facts=_facts_html(doc), reel=_reel_html(doc),
+        warnings=_warnings_html(warnings_of(doc) + problems), facts=_facts_html(doc, result_files),
+        reel=_reel_html(doc),
         plot=base64.b64encode(plot_png(doc)).decode("ascii"), clips=_clips_html(doc, stills),
         tool_version=esc(doc.tool_version), created=esc(doc.created_utc or "unknown"),
     )
 
 
 def _stills(doc: HighlightsDoc) -> tuple[dict[int, bytes], list[str]]:
-    stills, problems = {}, []
+    """rank -> JPEG still at the clip's best second (a few ffmpeg processes at a time), and what failed."""
     if doc.clips and not Path(doc.video.path).is_file():
-        return stills, [f"no stills: the source video {doc.video.path} is missing"]
-    for clip in doc.clips:
+        return {}, [f"no stills: the source video {doc.video.path} is missing"]
+
+    def take(clip: ClipEntry) -> bytes | str:
         try:
-            stills[clip.rank] = still_jpeg(doc.video, best_second_s(doc, clip))
+            return still_jpeg(doc.video, best_second_s(doc, clip))
         except AVHighlightsError as exc:
-            problems.append(f"no still for clip #{clip.rank}: {exc}")
-    return stills, problems
+            return f"no still for clip #{clip.rank}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=STILL_WORKERS) as pool:
+        taken = dict(zip((c.rank for c in doc.clips), pool.map(take, doc.clips), strict=True))
+    stills = {rank: still for rank, still in taken.items() if isinstance(still, bytes)}
+    return stills, [problem for problem in taken.values() if isinstance(problem, str)]
 
 
 def _video_still(doc: HighlightsDoc, problems: list[str]) -> bytes | None:
@@ -127,7 +138,14 @@ def _video_meta(doc: HighlightsDoc) -> str:
     return f"{hms(v.duration_s)} · {v.width}x{v.height} · {fps} fps · {v.video_codec} · {audio}"
 
 
-def _facts_html(doc: HighlightsDoc) -> str:
+def _result_files(folder: Path) -> tuple[str, ...]:
+    """highlights.json and the result files already written beside the page (exports, plot)."""
+    present = {p.name for p in folder.iterdir() if p.is_file() and p.suffix in RESULT_SUFFIXES
+               and not p.name.startswith(".")}
+    return tuple(sorted(present | {"highlights.json"}))
+
+
+def _facts_html(doc: HighlightsDoc, result_files: tuple[str, ...]) -> str:
     threshold = threshold_score(doc)
     total_s = total_highlight_s(doc)
     share = f" ({100.0 * total_s / doc.video.duration_s:.1f} % of the video)" if doc.video.duration_s > 0 else ""
@@ -139,7 +157,11 @@ def _facts_html(doc: HighlightsDoc) -> str:
         ("selection threshold", "none" if threshold is None else f"{threshold:.6g}"),
         ("selection settings", settings), ("reel", doc.reel or "not written"),
     ]
-    return "\n".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows)
+    facts = [f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in rows]
+    if result_files:
+        links = " · ".join(f'<a href="{esc(quote(name))}">{esc(name)}</a>' for name in result_files)
+        facts.append(f"<dt>result files</dt><dd>{links}</dd>")
+    return "\n".join(facts)
 
 
 def binding_text(doc: HighlightsDoc) -> str:
