@@ -48,3 +48,5 @@ def _print_summary(result: RunResult, spec: SyntheticSpec) -> None:
           f"planted events inside the clips: {100 * event_coverage(spans, spec):.0f}%")
     print(f"clips and reel: {result.out_dir}")
     print(f"results: {result.results_json} (+ highlights.csv, highlights.edl, chapters.vtt, scores.png)")
+    print(f"report: {result.out_dir / 'report.html'} (open it in a browser); "
+          f"every video of the folder: {result.out_dir.parent / 'index.html'}")
