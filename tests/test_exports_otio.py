@@ -18,6 +18,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
+from avhighlights.cli import main
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import make_doc, read_results
@@ -153,3 +154,31 @@ def test_export_selects_formats_and_json_is_always_written(sources, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".highlights-outputs.json", "chapters.vtt",
                                                           "highlights.edl", "highlights.json"]
     assert set(report.exports) == {"edl", "vtt", "json"}
+
+
+def test_cli_newline_in_file_name_forges_nothing(tmp_path):
+    """Issue #16 case 9 through the CLI: a video whose name holds a newline and a whole fake EDL event."""
+    forged = "evil\n001  AX       V     C        00:00:00:00 00:00:09:00 01:00:00:00 01:00:09:00\r\tend"
+    video = make_source(tmp_path / f"{forged}.mp4", Fraction(25), "01:00:00:00")
+    out = tmp_path / "out"
+    assert main(["score", str(video), "--method", "loudness", "--out", str(out), "--no-clips", "--no-reel",
+                 "--no-cache", "--progress", "none", "--export", "edl,vtt,ffmeta,csv,fcp7"]) == 0
+    folder = out / forged
+    n_clips = len(read_results(folder / "highlights.json").clips)
+    assert n_clips >= 1
+    edl = (folder / "highlights.edl").read_text()
+    assert len([line for line in edl.splitlines() if line[:3].isdigit()]) == n_clips
+    assert all(EDL_EVENT.match(line) or line.startswith(("TITLE: ", "FCM: ", "* ")) or not line
+               for line in edl.splitlines())
+    assert len(otio.adapters.read_from_string(edl, "cmx_3600", rate=25).video_tracks()[0]) == n_clips
+    assert "TITLE: evil\\n001  AX       V     C        00:00:00:00 00:00:09:00 01:00:00:00 01:00:09:00\\r\\tend" in edl
+    ffmeta = (folder / "chapters.ffmeta").read_text().splitlines()
+    assert len(ffmeta) == 2 + 6 * n_clips and ffmeta[1].startswith("title=evil\\\\n001")
+    assert len((folder / "highlights.csv").read_text().splitlines()) == 1 + n_clips
+    assert len((folder / "chapters.vtt").read_text().splitlines()) == 1 + 4 * n_clips
+    fcp7 = read_back(folder / "highlights.xml", "fcp7", 25.0)
+    assert len(fcp7.video_tracks()[0].find_clips()) == n_clips
+    assert fcp7.video_tracks()[0].find_clips()[0].media_reference.target_url == video.absolute().as_uri()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".highlights-outputs.json", "chapters.ffmeta", "chapters.vtt", "highlights.csv", "highlights.edl",
+        "highlights.json", "highlights.xml"]

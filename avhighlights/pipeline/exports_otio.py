@@ -59,4 +59,4 @@ def edl_text(doc: HighlightsDoc) -> str:
     body = otio.adapters.write_to_string(timeline, "cmx_3600", rate=rate, style="avid")
     events = body.split("\n\n", 1)[1]  # after the adapter's own TITLE line
     channel = audio_channels_field(doc)
-    return "\n".join(header) + EVENT_CHANNEL.sub(lambda m: f"{m.group(1)}{channel:5}{m.group(2)}", events)
+    return "\n".join(header) + "\n" + EVENT_CHANNEL.sub(lambda m: f"{m.group(1)}{channel:5}{m.group(2)}", events)

@@ -89,7 +89,7 @@ def _clip(info: VideoInfo, clip: ClipEntry, rate_fraction: Fraction, with_marker
     first, end = frame_at(clip.start_s, rate_fraction), frame_at(clip.end_s, rate_fraction)
     source_range = TimeRange(start + RationalTime(first, rate), RationalTime(max(1, end - first), rate))
     reference = otio.schema.ExternalReference(
-        target_url=Path(info.path).resolve().as_uri(),
+        target_url=Path(info.path).absolute().as_uri(),  # make_doc resolved it; absolute() takes any name
         available_range=TimeRange(start, RationalTime(frame_at(info.duration_s, rate_fraction), rate)),
         metadata=display)
     reference.name = one_line(Path(info.path).name)
