@@ -13,6 +13,7 @@ import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import opentimelineio as otio
@@ -128,6 +129,12 @@ def test_editor_exports_read_back(sources, tmp_path, rate_name, tagged):
     assert [e.group(3) for e in events] == ["AA/V", "AA/V"]
     assert otio.opentime.from_timecode(events[0].group(6), rate).value == expected_start(True, rate)
     assert f"* FROM CLIP: {saved.video.path.as_uri()}" in text
+    fcp7 = ElementTree.parse(report.exports["fcp7"]).getroot()
+    picture, sound = (fcp7.findall(f".//sequence/media/{kind}/track/clipitem") for kind in ("video", "audio"))
+    for item, partner in zip(picture, sound, strict=True):  # Premiere links picture and sound
+        for linked in (item, partner):
+            assert [link.findtext("linkclipref") for link in linked.findall("link")] == [item.get("id"),
+                                                                                          partner.get("id")]
     otio_clip = read_back(report.exports["otio"], "otio", rate).video_tracks()[0].find_clips()[0]
     assert otio_clip.metadata["avhighlights"]["rank"] == 2
     assert otio_clip.metadata["avhighlights"]["score"] == pytest.approx(0.4)

@@ -1,7 +1,8 @@
 """Editor exports of a highlights document through OpenTimelineIO and its adapters.
 
 One timeline (`pipeline/timeline.py`) is written as `.otio` (OTIO JSON), FCPXML (`fcpx_xml` adapter:
-Final Cut Pro, DaVinci Resolve), FCP7 XML (`fcp_xml` adapter: Premiere, Resolve, Avid) and a CMX 3600
+Final Cut Pro, DaVinci Resolve), FCP7 XML (`fcp_xml` adapter: Premiere, Resolve, Avid; its picture and
+sound clip items are then linked) and a CMX 3600
 EDL (`cmx_3600` adapter). Each function returns the file's text; the renderer writes it atomically.
 
 EDL: the adapter writes the events of the video track only, so events carry the audio in their
@@ -16,6 +17,7 @@ at 0 there) and knows only nominal rates, so the exact rate in use is registered
 from __future__ import annotations
 
 import re
+from xml.etree import ElementTree
 
 import opentimelineio as otio
 
@@ -30,7 +32,26 @@ def otio_text(doc: HighlightsDoc) -> str:
 
 
 def fcp7_text(doc: HighlightsDoc) -> str:
-    return otio.adapters.write_to_string(build_timeline(doc), "fcp_xml")
+    return link_clip_items(otio.adapters.write_to_string(build_timeline(doc), "fcp_xml"))
+
+
+def link_clip_items(xml_text: str) -> str:
+    """FCP7 XML with the n-th clip item of every track linked to the n-th of the others (`<link>`, as Premiere
+    writes for picture and its sound); the adapter writes none, so sound would import unlinked."""
+    root = ElementTree.fromstring(xml_text)
+    for media in root.iter("media"):
+        tracks = [(kind, index, track.findall("clipitem")) for kind in ("video", "audio")
+                  for index, track in enumerate(media.findall(f"{kind}/track"), start=1)]
+        for clip_index in range(1, 1 + min((len(items) for *_, items in tracks), default=0)):
+            group = [(kind, index, items[clip_index - 1]) for kind, index, items in tracks]
+            for *_, item in group:
+                for kind, index, other in group:
+                    link = ElementTree.SubElement(item, "link")
+                    for tag, text in (("linkclipref", other.get("id")), ("mediatype", kind),
+                                      ("trackindex", str(index)), ("clipindex", str(clip_index))):
+                        ElementTree.SubElement(link, tag).text = text
+    ElementTree.indent(root, space="    ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE xmeml>\n' + ElementTree.tostring(root, "unicode") + "\n"
 
 
 def fcpxml_text(doc: HighlightsDoc) -> str:
