@@ -25,6 +25,7 @@ from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.timebase import second_grid
+from avhighlights.pipeline.timeline import edit_rate
 from avhighlights.pipeline.types import ScoreCurve, Segment
 
 EDITOR_FORMATS = ("otio", "fcpxml", "fcp7", "edl")
@@ -189,3 +190,19 @@ def test_cli_newline_in_file_name_forges_nothing(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == [
         ".highlights-outputs.json", "chapters.ffmeta", "chapters.vtt", "highlights.csv", "highlights.edl",
         "highlights.json", "highlights.xml"]
+
+
+@pytest.mark.parametrize(("fps", "expected"), [
+    ("24", "24"), ("24000/1001", "24000/1001"), ("30000/1001", "30000/1001"), ("15", "30"), ("12.5", "25"),
+    ("12", "24"), ("14.985", "30000/1001"), ("120", "60"),
+])
+def test_edit_rate_is_a_timecode_rate_with_the_source_frames_on_it(fps, expected):
+    assert edit_rate(Fraction(fps)) == Fraction(expected)
+
+
+def test_container_timecode_tag_is_read(tmp_path):
+    """Matroska keeps the timecode as a container tag (MP4: the video and tmcd stream tags, tested above)."""
+    video = tmp_path / "tagged.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x36:rate=25:duration=1",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-timecode", "10:00:00:00", str(video)], check=True)
+    assert probe(video).start_timecode == "10:00:00:00"

@@ -6,7 +6,8 @@ audio, on a linked audio track holding the same source ranges. Every clip refere
 source's own timecode (the `timecode` tag ffprobe reports, `VideoInfo.start_timecode`; 00:00:00:00
 without one), so a file tagged 01:00:00:00 conforms; the record side starts at 01:00:00:00, the usual
 programme start. Times are whole frames at the edit rate: the source frame rate when it is a timecode
-rate, else the nearest one; 29.97 and 59.94 count drop-frame (OTIO infers it from the rate). Cut
+rate, else one that is a whole multiple of it (`edit_rate`: 15 -> 30); 29.97 and 59.94 count
+drop-frame (OTIO infers it from the rate). Cut
 points are the frame boundaries the clip renderer snaps to (`exports.frame_at`). Rank and score are
 a marker at each video clip's first frame and clip metadata under "avhighlights".
 """
@@ -27,13 +28,21 @@ RationalTime, TimeRange = otio.opentime.RationalTime, otio.opentime.TimeRange
 RECORD_START = "01:00:00:00"
 METADATA_KEY = "avhighlights"
 MARKER_COLOR = otio.schema.MarkerColor.GREEN
+SMPTE_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60"))
 
 
 def edit_rate(fps: Fraction) -> Fraction:
-    """The timeline's frame rate: `fps` when it is a timecode rate (24, 25, 30000/1001, ...), else the nearest one."""
+    """The timeline's frame rate: `fps` when it is a SMPTE timecode rate (24, 25, 30000/1001, ...), else the
+    smallest such rate that is (nearest to) a whole multiple of it: 15 -> 30, 12.5 -> 25, 14.985 -> 29.97,
+    and 60 for anything faster (120 fps loses every other frame boundary)."""
     if RationalTime.is_valid_timecode_rate(float(fps)):
         return fps
-    return Fraction(RationalTime.nearest_valid_timecode_rate(float(fps))).limit_denominator(1001)
+
+    def off_multiple(rate: Fraction) -> float:
+        ratio = float(rate / fps)
+        return abs(ratio - max(1, round(ratio)))
+
+    return min(SMPTE_RATES, key=off_multiple)
 
 
 def is_drop_frame(rate: float) -> bool:
