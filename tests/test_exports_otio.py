@@ -206,3 +206,14 @@ def test_container_timecode_tag_is_read(tmp_path):
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=64x36:rate=25:duration=1",
                     "-c:v", "libx264", "-preset", "ultrafast", "-timecode", "10:00:00:00", str(video)], check=True)
     assert probe(video).start_timecode == "10:00:00:00"
+
+
+def test_flow_export_parameter_builds_the_writing_options():
+    pytest.importorskip("prefect")
+    from avhighlights.errors import ConfigError
+    from avhighlights.flows.extract_and_score import _render_options
+
+    assert _render_options(True, ["edl", "fcpxml"]).formats == ("edl", "fcpxml")
+    assert "otio" in _render_options(False, None).formats
+    with pytest.raises(ConfigError, match="unknown export formats"):
+        _render_options(False, ["edl", "aaf"])
