@@ -141,8 +141,35 @@ def test_editor_exports_read_back(sources, tmp_path, rate_name, tagged):
     assert otio_clip.metadata["avhighlights"]["score"] == pytest.approx(0.4)
 
 
-@pytest.mark.xfail(strict=True, reason="otio-fcpx-xml-adapter 1.0.0 truncates NTSC rates to whole numbers "
-                   "(int(30000/1001) = 29) when it reads FCPXML and when it places connected audio clips")
+def fcpxml_seconds(value: str) -> Fraction:
+    return Fraction(value.removesuffix("s"))
+
+
+@pytest.mark.parametrize("rate_name", list(RATES))
+def test_fcpxml_times_are_exact_and_sound_is_anchored(sources, tmp_path, rate_name):
+    """The FCPXML's own rational times (its reader cannot be used at 29.97, see test_fcpxml_at_29_97)."""
+    fps = RATES[rate_name]
+    report = render_editor_exports(sources[rate_name, True], tmp_path, formats=("fcpxml",))
+    saved = read_results(report.results_json)
+    root = ElementTree.parse(report.exports["fcpxml"]).getroot()
+    assert fcpxml_seconds(root.find("resources/format").get("frameDuration")) == 1 / fps
+    source_start_s = Fraction(int(expected_start(True, float(fps)))) / fps
+    spine = root.findall(".//sequence/spine/clip")
+    assert len(spine) == len(saved.clips)
+    record_s = Fraction(0)
+    for clip, wanted in zip(spine, saved.clips_in_time_order(), strict=True):
+        start_s, duration_s = fcpxml_seconds(clip.get("start")), fcpxml_seconds(clip.get("duration"))
+        assert (start_s * fps).denominator == 1 and (duration_s * fps).denominator == 1  # on frame boundaries
+        assert abs(float(start_s - source_start_s) - wanted.start_s) <= 0.5 / float(fps) + 1e-9
+        assert abs(float(start_s + duration_s - source_start_s) - wanted.end_s) <= 0.5 / float(fps) + 1e-9
+        assert fcpxml_seconds(clip.get("offset")) == record_s
+        record_s += duration_s
+        [sound] = clip.findall("clip[@lane='-1']")
+        assert sound.get("offset") == clip.get("start") and sound.find("gap/audio") is not None
+
+
+@pytest.mark.xfail(strict=True, reason="otio-fcpx-xml-adapter 1.0.0 reads NTSC rates as whole numbers "
+                   "(int(30000/1001) = 29)")
 def test_fcpxml_at_29_97(sources, tmp_path):
     report = render_editor_exports(sources["29.97", True], tmp_path, formats=("fcpxml",))
     check_read_back(report, "fcpxml", float(RATES["29.97"]), tagged=True)

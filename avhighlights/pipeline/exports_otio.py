@@ -11,7 +11,8 @@ or multichannel source, `B` (V, A1) for mono, `V` without audio. It names no fra
 `FCM:` line is added; it lays the record side from 00:00:00:00, so the events are placed after a
 leading gap as long as the programme start (01:00:00:00), which is what the adapter writes as the
 first record timecode. FCPXML: the adapter writes no sequence start timecode (the record side starts
-at 0 there) and knows only nominal rates, so the exact rate in use is registered with it.
+at 0 there), knows only nominal rates (the exact rate in use is registered with it) and places the
+connected sound clips at a whole-number rate (they are re-anchored, see `anchor_connected_clips`).
 """
 
 from __future__ import annotations
@@ -58,7 +59,19 @@ def fcpxml_text(doc: HighlightsDoc) -> str:
     rate = edit_rate(doc.video.fps)
     adapter_module = otio.adapters.from_name("fcpx_xml").module()  # the instance the plug-in system loaded
     adapter_module.FRAMERATE_FRAMEDURATION.setdefault(float(rate), f"{rate.denominator}/{rate.numerator}s")
-    return otio.adapters.write_to_string(build_timeline(doc), "fcpx_xml")
+    return anchor_connected_clips(otio.adapters.write_to_string(build_timeline(doc), "fcpx_xml"))
+
+
+def anchor_connected_clips(xml_text: str) -> str:
+    """FCPXML with every connected (lane) clip anchored at its parent's first frame: its offset, in the
+    parent's timeline, is the parent's `start`. The adapter computes it at a whole-number rate (29 for
+    29.97), which puts the sound up to a frame off at NTSC rates; at other rates it is already this."""
+    root = ElementTree.fromstring(xml_text)
+    for parent in root.iter("clip"):
+        for connected in parent.findall("clip[@lane]"):
+            connected.set("offset", parent.get("start", "0s"))
+    ElementTree.indent(root, space="    ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + ElementTree.tostring(root, "unicode") + "\n"
 
 
 def audio_channels_field(doc: HighlightsDoc) -> str:
