@@ -2,8 +2,8 @@
 
 One timeline (`pipeline/timeline.py`) is written as `.otio` (OTIO JSON), FCPXML (`fcpx_xml` adapter:
 Final Cut Pro, DaVinci Resolve), FCP7 XML (`fcp_xml` adapter: Premiere, Resolve, Avid; its picture and
-sound clip items are then linked) and a CMX 3600
-EDL (`cmx_3600` adapter). Each function returns the file's text; the renderer writes it atomically.
+sound clip items are then linked) and a CMX 3600 EDL (`cmx_3600` adapter). Each function returns the
+file's text; the renderer writes it atomically.
 
 EDL: the adapter writes the events of the video track only, so events carry the audio in their
 channel field, as editors' own EDLs do for linked picture and sound: `AA/V` (V, A1, A2) for a stereo
