@@ -47,6 +47,20 @@ def _add_render(parser: argparse.ArgumentParser) -> None:
                        help="cut clips without re-encoding (fast, but cuts snap to keyframes)")
     group.add_argument("--no-reel", action="store_true", help="do not write the concatenated reel.mp4")
     group.add_argument("--no-clips", action="store_true", help="write only the result files (json/csv/edl/vtt/png)")
+    group.add_argument("--export", type=_export_formats, default=None, metavar="FORMATS",
+                       help="comma-separated result files to write: otio (highlights.otio), fcpxml (highlights.fcpxml: "
+                            "Final Cut Pro, Resolve), fcp7 (highlights.xml: Premiere, FCP7 XML), edl (CMX 3600 with "
+                            "audio), csv, vtt (chapters.vtt), ffmeta (chapters.ffmeta), png (scores.png), html (report.html "
+                            "+ poster.jpg), json "
+                            "(default: all). highlights.json is always written: `render` reads it")
+
+
+def _export_formats(text: str) -> tuple[str, ...]:
+    """'edl, csv' -> ('edl', 'csv'); the names are checked against the renderer's exports by RenderOptions."""
+    formats = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    if not formats:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of formats, e.g. edl,fcpxml")
+    return formats
 
 
 def _build_info(sub: argparse._SubParsersAction) -> None:
@@ -205,7 +219,9 @@ def _selection_from(args: argparse.Namespace):
 def _render_options(args: argparse.Namespace):
     from avhighlights.pipeline.run import RenderOptions
 
-    return RenderOptions(stream_copy=args.stream_copy, write_reel=not args.no_reel, write_clips=not args.no_clips)
+    formats = {} if args.export is None else {"formats": args.export}
+    return RenderOptions(stream_copy=args.stream_copy, write_reel=not args.no_reel, write_clips=not args.no_clips,
+                         **formats)
 
 
 def _cmd_score(args: argparse.Namespace) -> int:

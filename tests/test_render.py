@@ -134,7 +134,8 @@ def test_result_files_are_complete_and_input_untouched(rendered, synthetic_video
     assert report.exports["ffmeta"].read_text().startswith(";FFMETADATA1\n")
     assert sorted(p.name for p in report.out_dir.iterdir()) == sorted(
         [*CLIP_NAMES, "reel.mp4", "highlights.json", "highlights.csv", "highlights.edl", "chapters.vtt",
-         "chapters.ffmeta", "scores.png", "report.html", "poster.jpg", ".highlights-outputs.json"])  # no temp files
+         "chapters.ffmeta", "scores.png", "report.html", "poster.jpg", ".highlights-outputs.json", "highlights.otio",
+         "highlights.fcpxml", "highlights.xml"])  # no staging or temp files left
 
 
 def test_silent_video_gives_clips_without_audio(silent_video, tmp_path):

@@ -1,14 +1,19 @@
-"""EDL, WebVTT, ffmetadata and CSV exports for hand-made documents (timecodes worked out by hand)."""
+"""EDL, WebVTT, ffmetadata and CSV exports for hand-made documents (timecodes worked out by hand), and
+control characters in names (issue #16 case 9: a newline in a file name forged an EDL event)."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+import re
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pytest
+import opentimelineio as otio
 
-from avhighlights.pipeline import exports
+from avhighlights.pipeline import exports, exports_otio
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.types import ScoreCurve, VideoInfo
@@ -22,20 +27,11 @@ def doc_at(fps: Fraction, clips: list[ClipEntry], duration_s: float = 4000.0) ->
     return HighlightsDoc(info, "hand", None, SelectionConfig(), curve, tuple(clips))
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 CLIPS = (ClipEntry(3600.0, 3605.5, 0.25, 2, "clip_02.mp4"), ClipEntry(60.0, 70.0, 0.75, 1, "clip_01.mp4"))
 
 
-@pytest.mark.parametrize(("frame", "base", "expected"), [
-    (0, 24, "00:00:00:00"), (23, 24, "00:00:00:23"), (24, 24, "00:00:01:00"),
-    (1439, 24, "00:00:59:23"), (86314, 24, "00:59:56:10"), (107892, 30, "00:59:56:12"),
-])
-def test_timecode(frame, base, expected):
-    assert exports.timecode(frame, base) == expected
-
-
 def test_frame_rate_rounding():
-    assert exports.timecode_base(Fraction(24000, 1001)) == 24
-    assert exports.timecode_base(Fraction(30000, 1001)) == 30
     assert exports.frame_at(60.0, Fraction(24000, 1001)) == 1439  # 1438.56 frames
     assert exports.frame_at(100.0, Fraction(30000, 1001)) == 2997  # 2997.003 frames
     assert exports.frame_at(10.0, Fraction(30000, 1001)) == 300  # 299.7 frames
@@ -44,21 +40,51 @@ def test_frame_rate_rounding():
 
 
 def test_edl_at_23_976():
-    lines = exports.edl_text(doc_at(Fraction(24000, 1001), list(CLIPS))).splitlines()
+    lines = exports_otio.edl_text(doc_at(Fraction(24000, 1001), list(CLIPS))).splitlines()
     assert lines[:3] == ["TITLE: final cut highlights", "FCM: NON-DROP FRAME", ""]
-    # 60 s -> frame 1439, 70 s -> 1678 (239 frames); 3600 s -> 86314, 3605.5 s -> 86446 (132 frames)
-    assert lines[3] == "001  AX       V     C        00:00:59:23 00:01:09:22 00:00:00:00 00:00:09:23"
-    assert lines[4] == "* FROM CLIP NAME: final cut.mov"
-    assert lines[7] == "002  AX       V     C        00:59:56:10 01:00:01:22 00:00:09:23 00:00:15:11"
+    # 60 s -> frame 1439, 70 s -> 1678 (239 frames); 3600 s -> 86314, 3605.5 s -> 86446 (132 frames);
+    # the record side starts at 01:00:00:00; the source has no timecode tag, so it counts from 00:00:00:00
+    assert lines[3] == "001  finalcut AA/V  C        00:00:59:23 00:01:09:22 01:00:00:00 01:00:09:23"
+    assert lines[4:7] == ["* FROM CLIP NAME:  final cut.mov", "* FROM CLIP: file:///videos/final%20cut.mov",
+                          "* LOC: 00:00:59:23 GREEN   HIGHLIGHT 1 SCORE 0.75"]
+    assert lines[7] == "002  finalcut AA/V  C        00:59:56:10 01:00:01:22 01:00:09:23 01:00:15:11"
 
 
-def test_edl_at_29_97_and_25():
+def test_edl_at_29_97_drop_frame_and_25():
     clip = [ClipEntry(10.0, 100.0, 1.0, 1)]
-    assert exports.edl_text(doc_at(Fraction(30000, 1001), clip)).splitlines()[3] == (
-        "001  AX       V     C        00:00:10:00 00:01:39:27 00:00:00:00 00:01:29:27")
+    lines = exports_otio.edl_text(doc_at(Fraction(30000, 1001), clip)).splitlines()
+    # frames 300 -> 2997 (2697 frames); drop-frame labels skip ;00 and ;01 from minute 1 on
+    assert lines[1] == "FCM: DROP FRAME"
+    assert lines[3] == "001  finalcut AA/V  C        00:00:10;00 00:01:39;29 01:00:00;00 01:01:29;29"
     # 1.5 s x 25 = 37.5 -> the half rounds up to frame 38; 50 - 38 = 12 frames recorded
-    assert exports.edl_text(doc_at(Fraction(25), [ClipEntry(1.5, 2.0, 1.0, 1)])).splitlines()[3] == (
-        "001  AX       V     C        00:00:01:13 00:00:02:00 00:00:00:00 00:00:00:12")
+    assert exports_otio.edl_text(doc_at(Fraction(25), [ClipEntry(1.5, 2.0, 1.0, 1)])).splitlines()[3] == (
+        "001  finalcut AA/V  C        00:00:01:13 00:00:02:00 01:00:00:00 01:00:00:12")
+
+
+def test_edl_starts_at_the_source_timecode():
+    doc = doc_at(Fraction(25), [ClipEntry(1.5, 2.0, 1.0, 1)])
+    doc = dataclasses.replace(doc, video=dataclasses.replace(doc.video, start_timecode="10:00:00:00"))
+    assert exports_otio.edl_text(doc).splitlines()[3] == (
+        "001  finalcut AA/V  C        10:00:01:13 10:00:02:00 01:00:00:00 01:00:00:12")
+
+
+FORGED = "\n001  AX       V     C        00:00:00:00 00:00:09:00 01:00:00:00 01:00:09:00\r\t\x00\x1b\x85\u2028"
+
+
+def test_control_characters_cannot_forge_lines():
+    doc = doc_at(Fraction(25), [ClipEntry(1.0, 2.0, 0.5, 1, "clip" + FORGED + ".mp4")])
+    doc = dataclasses.replace(doc, video=dataclasses.replace(doc.video, path=Path("/videos/evil" + FORGED + ".mov")))
+    texts = {"edl": exports_otio.edl_text(doc), "vtt": exports.vtt_text(doc), "ffmeta": exports.ffmeta_text(doc),
+             "csv": exports.csv_text(doc)}
+    for name, text in texts.items():
+        assert not CONTROL.search(text.replace("\n", "")), name  # line breaks are the writers' own only
+    edl_lines = texts["edl"].splitlines()
+    assert [line for line in edl_lines if line[:3].isdigit()] == [
+        "001  evil001A AA/V  C        00:00:01:00 00:00:02:00 01:00:00:00 01:00:01:00"]
+    assert "* FROM CLIP NAME:  evil\\n001  AX       V     C" in texts["edl"]
+    assert len(otio.adapters.read_from_string(texts["edl"], "cmx_3600", rate=25).video_tracks()[0]) == 1
+    assert len(texts["csv"].splitlines()) == 2 and len(list(csv.reader(io.StringIO(texts["csv"])))) == 2
+    assert texts["ffmeta"].splitlines()[1].startswith("title=evil\\\\n001  AX")  # ffmetadata escapes the "\\"
 
 
 def test_vtt_chapters_in_time_order():

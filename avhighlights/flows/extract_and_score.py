@@ -138,14 +138,14 @@ def select_task(curve: dict[str, Any], duration_s: float, selection: dict[str, A
 
 @task(name="write", **TASK_OPTIONS)
 def write_task(info: dict[str, Any], curve: dict[str, Any], segments: list[dict[str, Any]],
-               selection: dict[str, Any], out_dir: str, stream_copy: bool, fit: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
+               selection: dict[str, Any], out_dir: str, stream_copy: bool, fit: dict[str, Any] | None = None,
+               export: list[str] | None = None) -> dict[str, Any]:
     """Clips, reel, highlights.json and exports under `out_dir/<video stem>/` (plus fit.json when the
     method was fitted on the fly)."""
     video = VideoInfo.from_json(info)
     target = video_out_dir(Path(out_dir), video, set())
     result = write_outputs(video, curve_from_json(curve), [Segment(**s) for s in segments],
-                           SelectionConfig(**selection), target, RenderOptions(stream_copy=stream_copy), null_progress)
+                           SelectionConfig(**selection), target, _render_options(stream_copy, export), null_progress)
     if fit:
         write_json(target / "fit.json", fit)
     write_index(Path(out_dir))
@@ -154,6 +154,11 @@ def write_task(info: dict[str, Any], curve: dict[str, Any], segments: list[dict[
     return {"out_dir": str(target), "results_json": str(result.results_json), "n_clips": result.n_clips,
             "selected_s": result.selected_s, "clips": clips, "reel": str(result.reel_path or ""),
             "render_s": result.timings_s.get("render_s", 0.0)}
+
+
+def _render_options(stream_copy: bool, export: list[str] | None) -> RenderOptions:
+    """`export`: the result files (`avhighlights score --export`); None = all of them."""
+    return RenderOptions(stream_copy=stream_copy, **({} if export is None else {"formats": tuple(export)}))
 
 
 def _extract_all(info: dict[str, Any], plan: dict[str, str], store: str, timeouts: Timeouts,
@@ -180,13 +185,15 @@ def extract_and_score(video: str, method: str = "loudness", checkpoint: str | No
                       merge_gap_s: float = 0.0, max_total_s: float | None = None, store: str = "default",
                       stream_copy: bool = False, bind: dict[str, str] | None = None,
                       library: list[str] | None = None, fit_seed: int = 0, refit_growth: float = 0.2,
-                      method_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                      method_overrides: dict[str, Any] | None = None, export: list[str] | None = None
+                      ) -> dict[str, Any]:
     """Score one video and write its highlights; returns a JSON-able summary (results_json, n_clips,
     per-extractor cache hits, timings, and the fit used when an unsupervised method was fitted on the fly).
     `bind` maps role -> extractor (e.g. {"visual": "mobilenet_v1_025"}); `library`, `fit_seed`, `refit_growth`
     and `method_overrides` are those of `avhighlights score` (`--set`) for unsupervised methods without a
-    checkpoint."""
+    checkpoint. `export` names the result files as `--export` does (default: all)."""
     t0, timeouts, store_url = time.monotonic(), Timeouts.from_env(), resolve_store(store)
+    _render_options(stream_copy, export)  # an unknown format fails the run before any work
     selection = vars(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))  # validates
     scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
                "refit_growth": refit_growth, "method_overrides": method_overrides}
@@ -200,7 +207,7 @@ def extract_and_score(video: str, method: str = "loudness", checkpoint: str | No
     curve = score_task.with_options(timeout_seconds=timeouts.score)(info, scoring, store_url)
     segments = select_task.with_options(timeout_seconds=timeouts.select)(curve, info["duration_s"], selection)
     written = write_task.with_options(timeout_seconds=timeouts.write)(info, curve, segments, selection, out_dir,
-                                                                        stream_copy, fit and fit["fit"])
+                                                                        stream_copy, fit and fit["fit"], export)
     summary = _summary(video, info, curve, features, written, store_url)
     summary["fit"] = fit and fit["fit"]
     summary["timings_s"] = {"features_s": t_features, "render_s": written["render_s"],

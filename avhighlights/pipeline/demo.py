@@ -47,6 +47,7 @@ def _print_summary(result: RunResult, spec: SyntheticSpec) -> None:
     print(f"selected {result.selected_s:.1f} s of {spec.duration_s:.0f} s; "
           f"planted events inside the clips: {100 * event_coverage(spans, spec):.0f}%")
     print(f"clips and reel: {result.out_dir}")
-    print(f"results: {result.results_json} (+ highlights.csv, highlights.edl, chapters.vtt, scores.png)")
+    print(f"results: {result.results_json} (+ highlights.csv, chapters.vtt, scores.png and editor timelines: "
+          "highlights.otio, .fcpxml, .xml, .edl)")
     print(f"report: {result.out_dir / 'report.html'} (open it in a browser); "
           f"every video of the folder: {result.out_dir.parent / 'index.html'}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +31,7 @@ HASH_BLOCK_BYTES = 1 << 20
 VFR_TOLERANCE = 0.005  # relative |avg - r| frame-rate difference that counts as variable
 N_PACKETS_CHECKED = 120  # packet timestamps read for the cheap irregularity check
 REORDER_MARGIN = 8  # last sorted timestamps ignored: B-frames shown there may come after the packets read
+TIMECODE_PATTERN = re.compile(r"\d{2}:\d{2}:\d{2}[:;.,]\d{2,3}")
 VIDEO_MAP = "0:V:0"  # first video stream that is not an attached picture (cover art)
 
 # Leading bytes of containers ffmpeg reads: a file that starts like one is corrupt, not "not media".
@@ -71,6 +73,7 @@ def probe(path: str | Path, sha256: str | None = None) -> VideoInfo:
         audio_sample_rate=int(audio["sample_rate"]) if audio and audio.get("sample_rate") else None,
         audio_channels=int(audio["channels"]) if audio and audio.get("channels") else None,
         container=str(data.get("format", {}).get("format_name", "")), size_bytes=path.stat().st_size,
+        start_timecode=_start_timecode(data, video),
     )
 
 
@@ -151,6 +154,17 @@ def _tag(stream: dict, key: str) -> str | None:
     for name, value in stream.get("tags", {}).items():
         if name.lower() == key:
             return value
+    return None
+
+
+def _start_timecode(data: dict, video: dict) -> str | None:
+    """The source timecode: the `timecode` tag of the video stream, else of a data (tmcd) stream, else of
+    the container (Matroska/WebM); None when absent or not HH:MM:SS:FF (';' or '.' before FF = drop-frame)."""
+    data_streams = [s for s in data.get("streams", []) if s.get("codec_type") == "data"]
+    for holder in (video, *data_streams, data.get("format", {})):
+        tag = (_tag(holder, "timecode") or "").strip()
+        if TIMECODE_PATTERN.fullmatch(tag):
+            return tag
     return None
 
 

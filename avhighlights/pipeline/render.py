@@ -31,7 +31,7 @@ from avhighlights import __version__
 from avhighlights.atomic import write_text
 from avhighlights.errors import ConfigError, MissingFileError
 from avhighlights.models.base import ProgressFn
-from avhighlights.pipeline import cuts, exports
+from avhighlights.pipeline import cuts, exports, exports_otio
 from avhighlights.pipeline.plot import plot_scores
 from avhighlights.pipeline.report_html import REPORT_NAME, write_report
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc, read_results, utc_now, write_results
@@ -46,8 +46,12 @@ def _text_writer(render_text: Callable[[HighlightsDoc], str]) -> Callable[[Highl
 
 
 EXPORTS: dict[str, tuple[str, Callable[[HighlightsDoc, Path], Path]]] = {
+    "json": (RESULTS_NAME, write_results),  # always written (other commands read it), see _stage_everything
+    "otio": ("highlights.otio", _text_writer(exports_otio.otio_text)),
+    "fcpxml": ("highlights.fcpxml", _text_writer(exports_otio.fcpxml_text)),
+    "fcp7": ("highlights.xml", _text_writer(exports_otio.fcp7_text)),
+    "edl": ("highlights.edl", _text_writer(exports_otio.edl_text)),
     "csv": ("highlights.csv", _text_writer(exports.csv_text)),
-    "edl": ("highlights.edl", _text_writer(exports.edl_text)),
     "vtt": ("chapters.vtt", _text_writer(exports.vtt_text)),
     "ffmeta": ("chapters.ffmeta", _text_writer(exports.ffmeta_text)),
     "png": ("scores.png", plot_scores),
@@ -79,7 +83,7 @@ def render_outputs(doc: HighlightsDoc, out_dir: str | Path, *, stream_copy: bool
                    write_reel: bool = True, formats: Iterable[str] = DEFAULT_FORMATS,
                    progress: ProgressFn | None = None) -> RenderReport:
     """Render `doc` into `out_dir`: clips, reel, highlights.json and the export `formats`
-    (any of "csv", "edl", "vtt", "ffmeta", "png", "html")."""
+    (any of `EXPORTS`; highlights.json is written whether "json" is among them or not)."""
     t0, out_dir, formats = time.monotonic(), Path(out_dir), tuple(formats)
     _check_request(doc, formats, write_clips or write_reel)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +98,7 @@ def render_outputs(doc: HighlightsDoc, out_dir: str | Path, *, stream_copy: bool
     _remove_stale(out_dir, previous - set(produced))
     return RenderReport(
         out_dir, out_dir / RESULTS_NAME, tuple(out_dir / c.path for c in saved.clips if c.path),
-        out_dir / saved.reel if saved.reel else None, {f: out_dir / EXPORTS[f][0] for f in formats},
+        out_dir / saved.reel if saved.reel else None, {f: out_dir / EXPORTS[f][0] for f in (*formats, "json")},
         stream_copy, tuple(job.notes), dataclasses.replace(saved, source=out_dir / RESULTS_NAME),
         time.monotonic() - t0,
     )
@@ -116,7 +120,8 @@ def _stage_everything(job: _MediaJob, write_clips: bool, write_reel: bool, forma
     saved = job.run(write_clips, write_reel)
     saved = dataclasses.replace(saved, created_utc=saved.created_utc or utc_now(), tool_version=__version__)
     for fmt in formats:
-        EXPORTS[fmt][1](saved, job.staging / EXPORTS[fmt][0])
+        if fmt != "json":  # written last, below, in every case
+            EXPORTS[fmt][1](saved, job.staging / EXPORTS[fmt][0])
     write_results(saved, job.staging / RESULTS_NAME)
     media = [c.path for c in saved.clips if c.path] + ([saved.reel] if saved.reel else [])
     write_text(job.staging / MANIFEST_NAME, json.dumps({"media": media}, indent=1) + "\n")

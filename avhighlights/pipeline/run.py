@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avhighlights.atomic import write_json
+from avhighlights.errors import ConfigError
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.index_html import refresh_index, write_index
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
-from avhighlights.pipeline.render import RenderReport, render_from_json, render_outputs
+from avhighlights.pipeline.render import DEFAULT_FORMATS, EXPORTS, RenderReport, render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
 from avhighlights.pipeline.select import SelectionConfig, select_segments
@@ -26,11 +27,18 @@ from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """How clips are written: re-encoded (frame accurate) unless `stream_copy`."""
+    """How clips are written: re-encoded (frame accurate) unless `stream_copy`; `formats`: the result files
+    (names of `render.EXPORTS`; highlights.json is always written)."""
 
     stream_copy: bool = False
     write_reel: bool = True
     write_clips: bool = True
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.formats if name not in EXPORTS]
+        if unknown:
+            raise ConfigError(f"unknown export formats {unknown}; known: {','.join(EXPORTS)}")
 
 
 @dataclass
@@ -105,7 +113,7 @@ def write_outputs(info: VideoInfo, curve: ScoreCurve, segments: list[Segment], s
     """Render clips, reel and every result file for one scored video."""
     doc = make_doc(info, curve, segments, selection)
     return _result(render_outputs(doc, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
-                                  write_reel=render.write_reel, progress=progress))
+                                  write_reel=render.write_reel, formats=render.formats, progress=progress))
 
 
 def render_results(results_json: str | Path, out_dir: str | Path | None = None, *,
@@ -113,7 +121,7 @@ def render_results(results_json: str | Path, out_dir: str | Path | None = None, 
     """Re-render from a (possibly hand-edited) highlights.json."""
     render = render or RenderOptions()
     report = render_from_json(results_json, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
-                              write_reel=render.write_reel, progress=progress)
+                              write_reel=render.write_reel, formats=render.formats, progress=progress)
     refresh_index(report.out_dir)
     return _result(report)
 

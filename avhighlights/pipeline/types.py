@@ -34,6 +34,7 @@ class VideoInfo:
     audio_channels: int | None = None
     container: str = ""
     size_bytes: int = 0
+    start_timecode: str | None = None  # the source's timecode tag ("01:00:00:00", ";" = drop-frame), if any
 
     def to_json(self) -> dict:
         return {
@@ -43,6 +44,7 @@ class VideoInfo:
             "rotation_deg": self.rotation_deg, "video_codec": self.video_codec, "has_audio": self.has_audio,
             "audio_codec": self.audio_codec, "audio_sample_rate": self.audio_sample_rate,
             "audio_channels": self.audio_channels, "container": self.container, "size_bytes": self.size_bytes,
+            "start_timecode": self.start_timecode,
         }
 
     @classmethod
