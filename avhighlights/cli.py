@@ -50,8 +50,8 @@ def _add_render(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--export", type=_export_formats, default=None, metavar="FORMATS",
                        help="comma-separated result files to write: otio (highlights.otio), fcpxml (highlights.fcpxml: "
                             "Final Cut Pro, Resolve), fcp7 (highlights.xml: Premiere, FCP7 XML), edl (CMX 3600 with "
-                            "audio), csv, vtt (chapters.vtt), ffmeta (chapters.ffmeta), png (scores.png), html (report.html "
-                            "+ poster.jpg), json "
+                            "audio), csv, vtt (chapters.vtt), ffmeta (chapters.ffmeta), png (scores.png), "
+                            "html (report.html + poster.jpg), json "
                             "(default: all). highlights.json is always written: `render` reads it")
 
 
