@@ -117,6 +117,9 @@ class EfficientATExtractor(Extractor):
     def weights_sha256(self) -> str:
         return weights_identity(MN04_WEIGHTS.name, self.config.weights_path, self.config.random_init, self.config.seed)
 
+    def weight_names(self) -> tuple[str, ...]:
+        return MN04_WEIGHTS.name, LABELS_FILE.name  # the label file names the tag probabilities
+
     @torch.inference_mode()
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
         """(B, N) waveforms -> (B, dim) rows."""

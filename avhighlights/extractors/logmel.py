@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from avhighlights.errors import ConfigError
-from avhighlights.extractors.base import EXTRACTORS, Extractor
+from avhighlights.extractors.base import EXTRACTORS, Extractor, report_media_progress
 from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
 from avhighlights.pipeline.types import MediaSource
 
@@ -28,18 +28,23 @@ POOLINGS = ("parity", "exact", "none")
 
 def audio_blocks(media: MediaSource, sample_rate: int, block_samples: int, n_blocks: int,
                  chunk_s: float = 60.0) -> Iterator[np.ndarray]:
-    """Exactly `n_blocks` consecutive (block_samples,) float32 blocks; the tail is zero-padded."""
+    """Exactly `n_blocks` consecutive (block_samples,) float32 blocks; the tail is zero-padded.
+
+    Progress is reported (`report_media_progress`) each time the caller comes back for the next block, that is,
+    after it has processed the previous one."""
     pending, emitted = np.zeros(0, dtype=np.float32), 0
     for chunk in media.audio_chunks(sample_rate, chunk_s=chunk_s):
         pending = np.concatenate([pending, chunk.samples.astype(np.float32)])
         while pending.size >= block_samples and emitted < n_blocks:
             yield pending[:block_samples]
             pending, emitted = pending[block_samples:], emitted + 1
+            report_media_progress(media, emitted * block_samples / sample_rate)
     while emitted < n_blocks:
         block = np.zeros(block_samples, dtype=np.float32)
         block[: min(pending.size, block_samples)] = pending[:block_samples]
         pending, emitted = pending[block_samples:], emitted + 1
         yield block
+        report_media_progress(media, emitted * block_samples / sample_rate)
 
 
 def hz_to_mel_htk(freq_hz: torch.Tensor | float) -> torch.Tensor:

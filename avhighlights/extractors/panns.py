@@ -105,6 +105,9 @@ class PannsCnn14Extractor(Extractor):
         c = self.config
         return weights_identity(c.weights_name, c.weights_path, c.random_init, c.seed)
 
+    def weight_names(self) -> tuple[str, ...]:
+        return (self.config.weights_name,)
+
     @torch.inference_mode()
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
         """(B, N) waveforms -> (B, 2048) embeddings."""
