@@ -66,7 +66,7 @@ class LoudnessExtractor(Extractor):
             while pending.size >= sr and len(rows) < n_steps:
                 rows.append(second_features(pending[:sr], self.config.frame_len))
                 pending = pending[sr:]
-            report_media_progress(media, len(rows))
+                report_media_progress(media, len(rows))
         while len(rows) < n_steps:  # the final partial second (and any shortfall)
             rows.append(second_features(pending[:sr], self.config.frame_len))
             pending = pending[sr:]

@@ -174,15 +174,16 @@ def library_infos(library: Sequence[str], folder: Path, progress: ProgressFn | N
     infos, changed = [], False
     paths = find_videos(library)
     for i, path in enumerate(paths):
-        report_count(progress, LIBRARY_STAGE, i, len(paths), "files")
-        key, entry = str(path.resolve()), index.get(str(path.resolve()), {})
-        if path.is_file() and entry.get("stat") == _stat_key(path):
-            infos.append(VideoInfo.from_json(entry["info"]))
-            continue
         with for_video(progress, path):
-            infos.append(probe(path))
-        index[key], changed = {"stat": _stat_key(path), "info": infos[-1].to_json()}, True
-    report_count(progress, LIBRARY_STAGE, len(paths), len(paths), "files")
+            if i == 0:
+                report_count(progress, LIBRARY_STAGE, 0, len(paths), "files")
+            key, entry = str(path.resolve()), index.get(str(path.resolve()), {})
+            if path.is_file() and entry.get("stat") == _stat_key(path):
+                infos.append(VideoInfo.from_json(entry["info"]))
+            else:
+                infos.append(probe(path))
+                index[key], changed = {"stat": _stat_key(path), "info": infos[-1].to_json()}, True
+            report_count(progress, LIBRARY_STAGE, i + 1, len(paths), "files")
     if changed:
         write_json(index_path, index)
     return infos

@@ -82,10 +82,10 @@ def probe_all(paths, progress=None, stage: str = "probe") -> list[VideoInfo]:
     infos = []
     for i, path in enumerate(paths):
         with for_video(progress, path):
-            report_count(progress, stage, i, len(paths), "files")
+            if i == 0:
+                report_count(progress, stage, 0, len(paths), "files")
             infos.append(probe(path))
-    if paths:
-        report_count(progress, stage, len(paths), len(paths), "files")
+            report_count(progress, stage, i + 1, len(paths), "files")
     return infos
 
 
