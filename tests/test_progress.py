@@ -95,7 +95,7 @@ def test_fraction_bar_and_plain_functions_stay_compatible():
     time.sleep(0.12)
     progress("fit:train", 0.25)
     progress.message("a line")
-    assert "25/100" in stream.getvalue() and "a line" in stream.getvalue()
+    assert " 25%|" in stream.getvalue() and "<" in stream.getvalue() and "a line" in stream.getvalue()
     calls = []
     report_count(lambda stage, fraction: calls.append((stage, fraction)), "probe", 3, 12, "files")
     assert calls == [("probe", 0.25)]

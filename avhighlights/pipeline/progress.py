@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 PROGRESS_MODES = ("bar", "json", "none")
+FRACTION_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]"  # work known only as a fraction
 
 
 class Progress:
@@ -109,7 +110,9 @@ class Progress:
         bar = self._bars.get(stage)
         if bar is None:
             name = f"{stage} [{self.video.name}]" if self.video is not None and not stage.startswith("probe") else stage
-            bar = tqdm(total=_tidy(total), desc=name, unit=unit, file=self.stream, leave=False, dynamic_ncols=True)
+            bar_format = FRACTION_BAR_FORMAT if unit == "%" else None  # counted work: tqdm's default format
+            bar = tqdm(total=_tidy(total), desc=name, unit=unit, file=self.stream, leave=False, dynamic_ncols=True,
+                       bar_format=bar_format)
             self._bars[stage] = bar
         step = _tidy(done) - bar.n
         if step > 0:
