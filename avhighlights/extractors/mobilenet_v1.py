@@ -48,11 +48,11 @@ MOBILENET_V1_025 = register_weights(WeightSpec(
     converted_from=PublishedArtefact(
         url=_TFJS_REPO + "model/group1-shard1of1",
         sha256="ff03725b0db888501b3ca76aa31c6c4b015c6afc944f08fea8a4ec0d4c043670",
-        convert=f"the 137 float32 tensors of that TF.js shard (names and shapes in {_TFJS_REPO}"
-                "model/weights_manifest.json, sha256 eb0c332141deab95517b8b9e241b4f86a43612f2cd2cd174690d0b68b73d30a7) "
-                "mapped onto the keys of avhighlights.extractors.mobilenet_v1_net.MobileNetV1 (HWIO kernels to OIHW) "
-                "and saved with torch.save; the converted file ships in the project's shared weights folder "
-                "(shared/weights/mobilenet_v1_025_imagenet/)",
+        convert=f"put that shard and {_TFJS_REPO}model/weights_manifest.json (sha256 "
+                "eb0c332141deab95517b8b9e241b4f86a43612f2cd2cd174690d0b68b73d30a7) in one folder, run `python3 -m "
+                "avhighlights.extractors.mobilenet_v1_convert weights_manifest.json --out "
+                "mobilenet_v1_025_imagenet_tfslim.pt`, then `avhighlights weights import "
+                "mobilenet_v1_025_imagenet_tfslim.pt`",
     ),
 ))
 IMAGENET_CLASSES = register_weights(WeightSpec(
