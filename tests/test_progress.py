@@ -101,12 +101,25 @@ def test_fraction_bar_and_plain_functions_stay_compatible():
     assert calls == [("probe", 0.25)]
 
 
-def test_extract_features_reports_per_batch_to_a_plain_function(silent_video):
-    info = probe(silent_video)
+@pytest.fixture(scope="module")
+def silent_info(silent_video):
+    return probe(silent_video)
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("loudness", {}),
+    ("logmel", {"chunk_s": 1.0}),
+    ("efficientat_mn04", {"random_init": True, "batch_size": 2}),  # audio blocks, reported after each batch
+    ("mobilenet_v1_025", {"random_init": True, "batch_size": 2}),  # frame batches
+])
+def test_each_extractor_reports_per_batch(silent_info, name, overrides):
     calls = []
-    extract_features(info, [create_extractor("loudness")], progress=lambda s, f: calls.append((s, f)))
-    fractions = [f for s, f in calls if s == "features:loudness"]
-    assert len([f for f in fractions if 0 < f < 1]) >= 3 and fractions[-1] == 1.0
+    extractor = create_extractor(name, overrides, device="cpu")
+    extract_features(silent_info, [extractor], progress=lambda s, f: calls.append((s, f)))  # a plain ProgressFn
+    fractions = [f for s, f in calls if s == f"features:{name}"]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert len([f for f in fractions if 0 < f < 1]) >= 2, fractions
+    assert fractions.count(1.0) == 1
 
 
 def test_library_probe_reports_each_file(silent_video, tmp_path):

@@ -9,7 +9,7 @@ block reader shared by the 1-s audio extractors.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,23 +28,34 @@ POOLINGS = ("parity", "exact", "none")
 
 def audio_blocks(media: MediaSource, sample_rate: int, block_samples: int, n_blocks: int,
                  chunk_s: float = 60.0) -> Iterator[np.ndarray]:
-    """Exactly `n_blocks` consecutive (block_samples,) float32 blocks; the tail is zero-padded.
-
-    Progress is reported (`report_media_progress`) each time the caller comes back for the next block, that is,
-    after it has processed the previous one."""
+    """Exactly `n_blocks` consecutive (block_samples,) float32 blocks; the tail is zero-padded."""
     pending, emitted = np.zeros(0, dtype=np.float32), 0
     for chunk in media.audio_chunks(sample_rate, chunk_s=chunk_s):
         pending = np.concatenate([pending, chunk.samples.astype(np.float32)])
         while pending.size >= block_samples and emitted < n_blocks:
             yield pending[:block_samples]
             pending, emitted = pending[block_samples:], emitted + 1
-            report_media_progress(media, emitted * block_samples / sample_rate)
     while emitted < n_blocks:
         block = np.zeros(block_samples, dtype=np.float32)
         block[: min(pending.size, block_samples)] = pending[:block_samples]
         pending, emitted = pending[block_samples:], emitted + 1
         yield block
-        report_media_progress(media, emitted * block_samples / sample_rate)
+
+
+def embed_blocks(media: MediaSource, sample_rate: int, block_samples: int, n_blocks: int, batch_size: int,
+                 embed: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """`embed` applied to stacks of up to `batch_size` consecutive blocks -> one (B, D) array per stack; the
+    progress (seconds of video done) is reported after each stack."""
+    rows, batch = [], []
+    for i, block in enumerate(audio_blocks(media, sample_rate, block_samples, n_blocks)):
+        batch.append(block)
+        if len(batch) == batch_size:
+            rows.append(embed(np.stack(batch)))
+            batch = []
+            report_media_progress(media, (i + 1) * block_samples / sample_rate)
+    if batch:
+        rows.append(embed(np.stack(batch)))
+    return rows
 
 
 def hz_to_mel_htk(freq_hz: torch.Tensor | float) -> torch.Tensor:
@@ -207,4 +218,5 @@ class LogMelExtractor(Extractor):
         n_blocks = math.ceil(n_samples / block)
         for i, samples in enumerate(audio_blocks(media, self.config.sample_rate, block, n_blocks, self.config.chunk_s)):
             yield stream.push(samples[: max(0, n_samples - i * block)])
+            report_media_progress(media, (i + 1) * self.config.chunk_s)
         yield stream.finish()

@@ -41,6 +41,12 @@ class ProgressMedia:
             self._reported_s = done_s
             report_count(self._progress, self._stage, done_s, total_s, VIDEO_SECONDS)
 
+    def finish(self) -> None:
+        """The extractor is done: report the whole video unless that was the last report already."""
+        if self._reported_s < self.info.duration_s or self.info.duration_s == 0:
+            self._reported_s = self.info.duration_s
+            report_count(self._progress, self._stage, self._reported_s, self.info.duration_s, VIDEO_SECONDS)
+
 
 @dataclass
 class ExtractionStats:
@@ -62,11 +68,13 @@ def extract_features(info: VideoInfo, extractors: Sequence[Extractor], store=Non
         t0 = time.monotonic()
 
         def compute(ex: Extractor = extractor) -> FeatureTrack:
-            media = factory(info)
-            if progress:
-                media = ProgressMedia(media, progress, f"features:{ex.name}")
-                report_count(progress, f"features:{ex.name}", 0.0, info.duration_s, VIDEO_SECONDS)
-            return ex.extract(media)
+            if not progress:
+                return ex.extract(factory(info))
+            media = ProgressMedia(factory(info), progress, f"features:{ex.name}")
+            report_count(progress, f"features:{ex.name}", 0.0, info.duration_s, VIDEO_SECONDS)
+            track = ex.extract(media)
+            media.finish()
+            return track
 
         if store is None:
             track, hit = compute(), False
@@ -76,7 +84,8 @@ def extract_features(info: VideoInfo, extractors: Sequence[Extractor], store=Non
         stats.seconds[extractor.name] = time.monotonic() - t0
         tracks[extractor.name] = track
         if progress:
-            report_count(progress, f"features:{extractor.name}", info.duration_s, info.duration_s, VIDEO_SECONDS)
+            if hit:  # read from the store: the whole video at once
+                report_count(progress, f"features:{extractor.name}", info.duration_s, info.duration_s, VIDEO_SECONDS)
             report_count(progress, "features", i + 1, len(extractors), "extractors")
     return tracks
 
