@@ -77,10 +77,11 @@ def test_import_real_file_places_it_where_the_loader_looks(env, capsys, shared_w
 
 
 def test_import_identifies_by_hash_not_by_name(env, shared_weights_dir, tmp_path):
+    """A renamed download, given as a file:// URL, is recognised by its sha256."""
     source = _real(shared_weights_dir, "mobilenet_v1_025_imagenet", MOBILENET_V1_025)
     renamed = tmp_path / "downloaded.bin"
     renamed.write_bytes(source.read_bytes())
-    assert main(["weights", "import", str(renamed), "--extractor", "mobilenet_v1_025"]) == 0
+    assert main(["weights", "import", renamed.as_uri(), "--extractor", "mobilenet_v1_025"]) == 0  # file:// URL
     assert (env / "cache" / "weights" / MOBILENET_V1_025.filename).read_bytes() == source.read_bytes()
 
 

@@ -261,10 +261,14 @@ def download_weights(spec: WeightSpec, target: Path, *, progress: bool = True) -
 
 
 def import_weights(source: str | Path, names: Sequence[str] | None = None) -> tuple[WeightSpec, Path]:
-    """Identify `source` among the specs `names` (default: all registered) by its sha256 and copy it atomically
-    into the cache under the name the loader looks for. A file matching no verified spec is accepted only for an
-    unverified spec of the same file name (or the only unverified one among `names`); otherwise
-    `WeightsHashError` lists the expected hashes. Returns (spec, cached path)."""
+    """Identify `source` (a path or a file:// URL) among the specs `names` (default: all registered) by its sha256
+    and copy it atomically into the cache under the name the loader looks for. A file matching no verified spec is
+    accepted only for an unverified spec of the same file name (or the only unverified one among `names`);
+    otherwise `WeightsHashError` lists the expected hashes. Returns (spec, cached path)."""
+    if str(source).startswith("file://"):  # a local URL, e.g. copied from a browser's downloads list
+        from urllib.parse import unquote, urlparse
+
+        source = unquote(urlparse(str(source)).path)
     source = Path(source).expanduser()
     if not source.is_file():
         raise WeightsNotFoundError(f"{source}: no such file to import")
