@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from avhighlights.errors import ConfigError
 
@@ -118,7 +117,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
         if not names:
             raise ConfigError(f"extractor {args.extractor!r} loads no weight files")
     for file in args.files:
-        spec, target = import_weights(Path(file), names)
+        spec, target = import_weights(file, names)
         check = f"sha256 {spec.sha256} ok" if spec.sha256 else "no published sha256: unverified"
         print(f"{file}: {spec.name} ({check}) -> {target}")
     return 0
