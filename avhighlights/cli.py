@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 unexpected failure, 2 bad usage or configuration, 3 bad media input,
 4 weights unavailable, 5 checkpoint problem, 6 feature-store problem, 7 dataset problem,
-130 interrupted.
+130 interrupted. Under `--progress json` an error is a JSON line `{"event": "error", "video", "error", "exit_code"}`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from avhighlights.flows.watch_cli import build_watch
 from avhighlights.pca_cli import build_pca_subcommand
 from avhighlights.pipeline.evaluation.bench_args import build_merge_subcommand
 from avhighlights.pipeline.progress import PROGRESS_MODES, Progress
+from avhighlights.weights_cli import add_weights_dir_argument, build_weights
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
@@ -88,6 +89,7 @@ def _build_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
     p.add_argument("--device", default=None, help="torch device for extractors and models (default: cuda if present)")
     add_score_fit_arguments(p)
+    add_weights_dir_argument(p)
     _add_selection(p)
     _add_render(p)
     _add_progress(p)
@@ -228,7 +230,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from avhighlights.pipeline.run import score_videos
     from avhighlights.pipeline.score import ScorerSpec
 
-    progress = Progress(args.progress)
+    progress = Progress(args.progress, video=_single_video(args))
     spec = ScorerSpec(method=args.method, checkpoint=args.checkpoint, device=args.device, **score_spec_options(args))
     results = score_videos(args.videos, spec, args.out, selection=_selection_from(args),
                            render=_render_options(args), store=None if args.no_cache else (args.store or "default"),
@@ -285,7 +287,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _SUBCOMMAND_BUILDERS = [
     _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo, build_fit,
-    build_watch, build_pca_subcommand, build_serve, build_merge_subcommand,
+    build_watch, build_pca_subcommand, build_serve, build_merge_subcommand, build_weights,
 ]
 
 
@@ -294,13 +296,31 @@ def register_subcommand(builder) -> None:
     _SUBCOMMAND_BUILDERS.append(builder)
 
 
+def _single_video(args: argparse.Namespace) -> str | None:
+    """The input video when the command has exactly one (it is then named in every progress event)."""
+    from pathlib import Path
+
+    videos = getattr(args, "videos", None)
+    single = isinstance(videos, list) and len(videos) == 1 and not Path(videos[0]).is_dir()
+    return str(videos[0]) if single else None
+
+
+def _report_error(args: argparse.Namespace, exc: AVHighlightsError) -> None:
+    """One plain line on stderr, or a JSON `error` event under `--progress json`."""
+    mode = getattr(args, "progress", "bar")
+    Progress(mode if mode in PROGRESS_MODES else "bar", sys.stderr, video=_single_video(args)).error(exc, exc.exit_code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from avhighlights.extractors.weights import weights_search_path
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.handler(args) or 0)
+        with weights_search_path(getattr(args, "weights_dir", None) or ()):
+            return int(args.handler(args) or 0)
     except AVHighlightsError as exc:
-        print(f"avhighlights: error: {exc}", file=sys.stderr)
+        _report_error(args, exc)
         return exc.exit_code
     except KeyboardInterrupt:
         print("avhighlights: interrupted", file=sys.stderr)

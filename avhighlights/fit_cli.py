@@ -22,6 +22,7 @@ def _add_binding_options(parser: argparse.ArgumentParser) -> None:
 def build_fit(sub: argparse._SubParsersAction) -> None:
     """The `fit` subcommand."""
     from avhighlights.cli import _add_progress
+    from avhighlights.weights_cli import add_weights_dir_argument
 
     p = sub.add_parser("fit", help="fit an unsupervised method (recurrence, rasl) on your own videos",
                        description="Fit an unsupervised method on every video given with --videos (files, or folders "
@@ -36,6 +37,7 @@ def build_fit(sub: argparse._SubParsersAction) -> None:
                                                  "~/.cache/avhighlights/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
     p.add_argument("--device", default=None, help="torch device for extractors (default: cuda if present)")
+    add_weights_dir_argument(p)
     _add_progress(p)
     p.set_defaults(handler=cmd_fit)
 

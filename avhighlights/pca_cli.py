@@ -14,6 +14,8 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 
 
 def build_pca_subcommand(sub: argparse._SubParsersAction) -> None:
+    from avhighlights.weights_cli import add_weights_dir_argument
+
     p = sub.add_parser("pca", help="fit or import the PCA used by the inception_v3_pca extractor",
                        description="Write the PCA artifact (mean, components, eigenvalues) of inception_v3_pca.")
     actions = p.add_subparsers(dest="pca_action", required=True, metavar="ACTION")
@@ -26,6 +28,7 @@ def build_pca_subcommand(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--device", default=None, help="torch device (default: cuda if present)")
     fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="inception_v3_pool config override, e.g. weights_path=/w/inception.pth (repeatable)")
+    add_weights_dir_argument(fit)
     fit.set_defaults(handler=_cmd_fit)
     convert = actions.add_parser("import-yt8m", help="convert YouTube-8M's mean.npy/eigenvals.npy/pca_matrix.npy")
     convert.add_argument("--dir", required=True, type=Path, help="folder with the three files (yt8m_pca.tgz)")

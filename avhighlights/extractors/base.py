@@ -57,6 +57,10 @@ class Extractor(ABC):
         """sha256 of the weights the output depends on (None for weight-free extractors)."""
         return None
 
+    def weight_names(self) -> tuple[str, ...]:
+        """Registered weight files (see `extractors.weights`) this extractor loads; () for weight-free ones."""
+        return ()
+
     def identity(self) -> dict[str, Any]:
         """Everything the output depends on besides the video content."""
         return {
@@ -69,6 +73,17 @@ class Extractor(ABC):
     def identity_hash(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+def report_media_progress(media: MediaSource, done_s: float) -> None:
+    """Tell whoever wrapped `media` that the extractor has processed its first `done_s` seconds of video.
+
+    Extractors call this from their batch loops. A plain `MediaSource` has no `report_progress` and the call
+    does nothing; `pipeline.extract` wraps the media to turn these calls into per-extractor progress.
+    """
+    report = getattr(media, "report_progress", None)
+    if callable(report):
+        report(float(done_s))
 
 
 def default_device() -> torch.device:

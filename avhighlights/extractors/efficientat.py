@@ -18,7 +18,7 @@ import torch
 
 from avhighlights.extractors.base import EXTRACTORS, Extractor, autocast_context
 from avhighlights.extractors.efficientat_net import EfficientATFrontEnd, EfficientATMN
-from avhighlights.extractors.logmel import audio_blocks
+from avhighlights.extractors.logmel import embed_blocks
 from avhighlights.extractors.weights import (
     WeightSpec,
     load_state_dict,
@@ -117,6 +117,9 @@ class EfficientATExtractor(Extractor):
     def weights_sha256(self) -> str:
         return weights_identity(MN04_WEIGHTS.name, self.config.weights_path, self.config.random_init, self.config.seed)
 
+    def weight_names(self) -> tuple[str, ...]:
+        return MN04_WEIGHTS.name, LABELS_FILE.name  # the label file names the tag probabilities
+
     @torch.inference_mode()
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
         """(B, N) waveforms -> (B, dim) rows."""
@@ -131,12 +134,6 @@ class EfficientATExtractor(Extractor):
     def extract(self, media: MediaSource) -> FeatureTrack:
         c = self.config
         n_steps = grid_steps(media.info.duration_s, c.window_s)
-        rows, batch = [], []
-        for block in audio_blocks(media, c.sample_rate, int(round(c.window_s * c.sample_rate)), n_steps):
-            batch.append(block)
-            if len(batch) == c.batch_size:
-                rows.append(self.embed_batch(np.stack(batch)))
-                batch = []
-        if batch:
-            rows.append(self.embed_batch(np.stack(batch)))
+        rows = embed_blocks(media, c.sample_rate, int(round(c.window_s * c.sample_rate)), n_steps, c.batch_size,
+                            self.embed_batch)
         return FeatureTrack.regular(np.concatenate(rows), hop_s=c.window_s, name=self.name)

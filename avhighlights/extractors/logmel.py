@@ -9,14 +9,14 @@ block reader shared by the 1-s audio extractors.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from avhighlights.errors import ConfigError
-from avhighlights.extractors.base import EXTRACTORS, Extractor
+from avhighlights.extractors.base import EXTRACTORS, Extractor, report_media_progress
 from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
 from avhighlights.pipeline.types import MediaSource
 
@@ -40,6 +40,22 @@ def audio_blocks(media: MediaSource, sample_rate: int, block_samples: int, n_blo
         block[: min(pending.size, block_samples)] = pending[:block_samples]
         pending, emitted = pending[block_samples:], emitted + 1
         yield block
+
+
+def embed_blocks(media: MediaSource, sample_rate: int, block_samples: int, n_blocks: int, batch_size: int,
+                 embed: Callable[[np.ndarray], np.ndarray]) -> list[np.ndarray]:
+    """`embed` applied to stacks of up to `batch_size` consecutive blocks -> one (B, D) array per stack; the
+    progress (seconds of video done) is reported after each stack."""
+    rows, batch = [], []
+    for i, block in enumerate(audio_blocks(media, sample_rate, block_samples, n_blocks)):
+        batch.append(block)
+        if len(batch) == batch_size:
+            rows.append(embed(np.stack(batch)))
+            batch = []
+            report_media_progress(media, (i + 1) * block_samples / sample_rate)
+    if batch:
+        rows.append(embed(np.stack(batch)))
+    return rows
 
 
 def hz_to_mel_htk(freq_hz: torch.Tensor | float) -> torch.Tensor:
@@ -202,4 +218,5 @@ class LogMelExtractor(Extractor):
         n_blocks = math.ceil(n_samples / block)
         for i, samples in enumerate(audio_blocks(media, self.config.sample_rate, block, n_blocks, self.config.chunk_s)):
             yield stream.push(samples[: max(0, n_samples - i * block)])
+            report_media_progress(media, (i + 1) * self.config.chunk_s)
         yield stream.finish()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avhighlights.extractors.base import EXTRACTORS, Extractor
+from avhighlights.extractors.base import EXTRACTORS, Extractor, report_media_progress
 from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
 from avhighlights.pipeline.types import MediaSource
 
@@ -66,6 +66,7 @@ class LoudnessExtractor(Extractor):
             while pending.size >= sr and len(rows) < n_steps:
                 rows.append(second_features(pending[:sr], self.config.frame_len))
                 pending = pending[sr:]
+                report_media_progress(media, len(rows))
         while len(rows) < n_steps:  # the final partial second (and any shortfall)
             rows.append(second_features(pending[:sr], self.config.frame_len))
             pending = pending[sr:]

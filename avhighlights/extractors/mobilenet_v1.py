@@ -21,21 +21,39 @@ import torch
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.mobilenet_v1_net import MobileNetV1
 from avhighlights.extractors.visual import FrameExtractor, to_tensor
-from avhighlights.extractors.weights import WeightSpec, load_state_dict, register_weights, resolve_weights
+from avhighlights.extractors.weights import (
+    PublishedArtefact,
+    WeightSpec,
+    load_state_dict,
+    register_weights,
+    resolve_weights,
+)
 from avhighlights.pipeline.types import VideoInfo
 
 _SOURCE = ("Howard et al., MobileNets, 2017; TF-slim release mobilenet_v1_0.25_128 (tensorflow/models "
            "research/slim), converted to a torch state dict (shared/weights/mobilenet_v1_025_imagenet/SOURCES.md)")
+_TFJS_REPO = "https://raw.githubusercontent.com/shivangidas/image-classifier/964d5727ed1738b73581ac9c1e491eed816515e2/"
 MOBILENET_V1_025 = register_weights(WeightSpec(
     name="mobilenet_v1_025_imagenet",
     filename="mobilenet_v1_025_imagenet_tfslim.pt",
-    url="http://download.tensorflow.org/models/mobilenet_v1_2018_08_02/mobilenet_v1_0.25_128.tgz",
+    url="",  # nobody publishes the converted file: see converted_from
     sha256="cb20737d767c8745b7eaae9203591f2e82ccc7c210a4cd6963621b668fd496f5",
     size_bytes=1_956_305,
     licence="Apache-2.0 (TF-slim weights)",
     source=_SOURCE,
-    notes="the .pt is a conversion of the TF checkpoint behind the URL; the URL itself is the TF release "
-          "(a download fails the hash check): copy the converted file from the shared weights folder",
+    notes="a torch state dict converted from the TF.js export of Google's TF-slim mobilenet_v1_0.25_128 (every "
+          "tensor byte-identical to the official frozen graph in http://download.tensorflow.org/models/"
+          "mobilenet_v1_2018_08_02/mobilenet_v1_0.25_128.tgz, whose sha256 is not published); torch.save embeds "
+          "the file name, so a re-conversion under another name has another sha256",
+    converted_from=PublishedArtefact(
+        url=_TFJS_REPO + "model/group1-shard1of1",
+        sha256="ff03725b0db888501b3ca76aa31c6c4b015c6afc944f08fea8a4ec0d4c043670",
+        convert=f"put that shard and {_TFJS_REPO}model/weights_manifest.json (sha256 "
+                "eb0c332141deab95517b8b9e241b4f86a43612f2cd2cd174690d0b68b73d30a7) in one folder, run `python3 -m "
+                "avhighlights.extractors.mobilenet_v1_convert weights_manifest.json --out "
+                "mobilenet_v1_025_imagenet_tfslim.pt`, then `avhighlights weights import "
+                "mobilenet_v1_025_imagenet_tfslim.pt`",
+    ),
 ))
 IMAGENET_CLASSES = register_weights(WeightSpec(
     name="imagenet_classes",
@@ -83,6 +101,9 @@ class MobileNetV1Extractor(FrameExtractor):
 
     def weights_name(self) -> str:
         return MOBILENET_V1_025.name
+
+    def weight_names(self) -> tuple[str, ...]:
+        return MOBILENET_V1_025.name, IMAGENET_CLASSES.name  # the class names label the probabilities
 
     def build_net(self) -> MobileNetV1:
         net = MobileNetV1(width=self.config.width)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from avhighlights.extractors.base import EXTRACTORS, Extractor, autocast_context
-from avhighlights.extractors.logmel import audio_blocks
+from avhighlights.extractors.logmel import embed_blocks
 from avhighlights.extractors.panns_net import Cnn14, Cnn14Spec
 from avhighlights.extractors.weights import (
     WeightSpec,
@@ -105,6 +105,9 @@ class PannsCnn14Extractor(Extractor):
         c = self.config
         return weights_identity(c.weights_name, c.weights_path, c.random_init, c.seed)
 
+    def weight_names(self) -> tuple[str, ...]:
+        return (self.config.weights_name,)
+
     @torch.inference_mode()
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:
         """(B, N) waveforms -> (B, 2048) embeddings."""
@@ -115,14 +118,8 @@ class PannsCnn14Extractor(Extractor):
     def extract(self, media: MediaSource) -> FeatureTrack:
         c = self.config
         n_steps = grid_steps(media.info.duration_s, c.chunk_s)
-        rows, batch = [], []
-        for block in audio_blocks(media, c.sample_rate, int(round(c.chunk_s * c.sample_rate)), n_steps):
-            batch.append(block)
-            if len(batch) == c.batch_size:
-                rows.append(self.embed_batch(np.stack(batch)))
-                batch = []
-        if batch:
-            rows.append(self.embed_batch(np.stack(batch)))
+        rows = embed_blocks(media, c.sample_rate, int(round(c.chunk_s * c.sample_rate)), n_steps, c.batch_size,
+                            self.embed_batch)
         return FeatureTrack.regular(np.concatenate(rows), hop_s=c.chunk_s, name=self.name)
 
 

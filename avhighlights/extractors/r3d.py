@@ -47,6 +47,7 @@ R3D34_KINETICS = register_weights(WeightSpec(
     filename="resnet-34-kinetics.pth",
     url="https://drive.google.com/drive/folders/1zvl89AgFAApbH0At-gMuZSeQB_LpNP-M",
     sha256=None,
+    manual=True,
     licence="MIT (kenshohara/3D-ResNets-PyTorch)",
     source="Hara et al., Can Spatiotemporal 3D CNNs Retrace the History of 2D CNNs and ImageNet?, CVPR 2018; "
            "github.com/kenshohara/3D-ResNets-PyTorch (pre-2019 release, shortcut B)",

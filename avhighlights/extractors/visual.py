@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from avhighlights.errors import WeightsHashError
-from avhighlights.extractors.base import Extractor
+from avhighlights.extractors.base import Extractor, report_media_progress
 from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights, weights_identity
 from avhighlights.pipeline.timebase import FeatureTrack, second_grid
 from avhighlights.pipeline.types import MediaSource, VideoInfo
@@ -68,7 +68,10 @@ def frame_rows(media: MediaSource, hop_s: float, size: tuple[int, int], batch_si
                embed: RowsFn) -> np.ndarray:
     """`embed` applied to the frames at the grid sampling times, `batch_size` frames at a time -> (T, D)."""
     times = grid_times(media.info.duration_s, hop_s)
-    rows = [embed(batch.frames) for batch in media.frames(times, size=size, batch_size=batch_size)]
+    rows = []
+    for batch in media.frames(times, size=size, batch_size=batch_size):
+        rows.append(embed(batch.frames))
+        report_media_progress(media, min(float(batch.times_s[-1]) + hop_s / 2, media.info.duration_s))
     return np.concatenate(rows)
 
 
@@ -76,8 +79,11 @@ def clip_rows(media: MediaSource, hop_s: float, n_frames: int, size: tuple[int, 
               embed: RowsFn) -> np.ndarray:
     """`embed` applied to the first `n_frames` frames of every grid step, `batch_size` clips at a time."""
     starts, ends = grid_spans(media.info.duration_s, hop_s)
-    batches = media.clips(starts, ends, n_frames, size=size, batch_size=batch_size)
-    return np.concatenate([embed(batch.frames) for batch in batches])
+    rows = []
+    for batch in media.clips(starts, ends, n_frames, size=size, batch_size=batch_size):
+        rows.append(embed(batch.frames))
+        report_media_progress(media, float(batch.end_s[-1]))
+    return np.concatenate(rows)
 
 
 def check_sha256_prefix(path: Path, prefix: str, url: str) -> Path:
@@ -139,6 +145,9 @@ class VisualExtractor(Extractor):
     @abstractmethod
     def weights_name(self) -> str:
         """The registered weights this configuration loads."""
+
+    def weight_names(self) -> tuple[str, ...]:
+        return (self.weights_name(),)
 
     def weights_sha256(self) -> str:
         c = self.config

@@ -1,7 +1,14 @@
-"""Pretrained-weight registry and resolution: explicit path -> $AVH_WEIGHTS_DIR -> user cache -> download.
+"""Pretrained-weight registry and resolution: explicit path -> search folders -> user cache -> download.
 
-Downloads stream to a temporary file next to the cache entry, are sha256-checked and renamed atomically.
+Search folders, in order: those given with `--weights-dir` (the CLI prepends them to $AVH_WEIGHTS_DIR for the run,
+see `weights_search_path`), then each folder of $AVH_WEIGHTS_DIR (several separated by the OS path separator, ':'
+on Linux). Each is searched recursively, so a folder of per-model sub-folders works. Then the user cache
+(`weights_cache_dir()`), where downloads and `avhighlights weights import` put files.
+
+Downloads (pooch) go to a temporary file next to the cache entry, are sha256-checked and renamed atomically.
 Verified hashes are cached in a `<file>.sha256` sidecar keyed by size and mtime, so large files are hashed once.
+Some loaders read a conversion of what was published (a TF archive turned into a torch state dict): their spec
+names the published artefact, its own sha256 and the conversion separately (`WeightSpec.converted_from`).
 """
 
 from __future__ import annotations
@@ -9,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import urllib.error
-import urllib.request
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +29,17 @@ from avhighlights.errors import CheckpointError, RegistryError, WeightsHashError
 
 HASH_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60.0
+WEIGHTS_DIR_ENV = "AVH_WEIGHTS_DIR"
+
+
+@dataclass(frozen=True)
+class PublishedArtefact:
+    """What was actually published when the loader reads a conversion of it: its URL, its own sha256 (None when
+    the publisher gives none) and the steps that turn it into the loader's file."""
+
+    url: str
+    sha256: str | None
+    convert: str
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,13 @@ class WeightSpec:
     licence: str = "unknown"
     source: str = ""
     notes: str = ""
+    converted_from: PublishedArtefact | None = None  # set when `url` is not the loader's file itself
+    manual: bool = False  # `url` is a web page (e.g. a Google Drive folder): the file is fetched by hand
+
+    @property
+    def downloadable(self) -> bool:
+        """True when `url` serves the loader's file itself (not an archive to convert, not a web page)."""
+        return bool(self.url) and self.converted_from is None and not self.manual
 
     @property
     def verified(self) -> bool:
@@ -120,26 +146,65 @@ def verify_file(path: Path, spec: WeightSpec) -> Path:
         return path
     actual = cached_sha256(path)
     if actual != spec.sha256.lower():
+        origin = (f"convert it again from {spec.converted_from.url}" if spec.converted_from is not None
+                  else f"download it again from {spec.url}")
         raise WeightsHashError(
-            f"{path}: sha256 {actual} does not match the expected {spec.sha256} for weights {spec.name!r}; "
-            f"delete the file and download it again from {spec.url}"
+            f"{path}: sha256 {actual} does not match the expected {spec.sha256} for weights {spec.name!r} "
+            f"({spec.filename}); delete the file and {origin}, or import a good copy with `avhighlights weights import`"
         )
     return path
 
 
 # ----------------------------------------------------------------------------------------------- resolution
+def search_dirs() -> list[Path]:
+    """The folders searched recursively before the cache: each entry of $AVH_WEIGHTS_DIR, in order."""
+    raw = os.environ.get(WEIGHTS_DIR_ENV, "")
+    return [Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip()]
+
+
+@contextmanager
+def weights_search_path(dirs: Sequence[str | Path]) -> Iterator[None]:
+    """Prepend `dirs` to $AVH_WEIGHTS_DIR inside the block (`--weights-dir`; subprocesses inherit it)."""
+    if not dirs:
+        yield
+        return
+    previous = os.environ.get(WEIGHTS_DIR_ENV)
+    parts = [str(Path(d).expanduser()) for d in dirs] + ([previous] if previous else [])
+    os.environ[WEIGHTS_DIR_ENV] = os.pathsep.join(parts)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(WEIGHTS_DIR_ENV, None)
+        else:
+            os.environ[WEIGHTS_DIR_ENV] = previous
+
+
+def find_in_dir(folder: Path, filename: str) -> Path | None:
+    """`folder/filename`, else the first (sorted) `filename` anywhere below `folder`; None when absent."""
+    direct = folder / filename
+    if direct.is_file():
+        return direct
+    if not folder.is_dir():
+        return None
+    return next((p for p in sorted(folder.rglob(filename)) if p.is_file()), None)
+
+
+def lookup(spec: WeightSpec) -> list[tuple[Path, Path | None]]:
+    """(folder, file found there or None) for every place searched, in search order; the cache comes last."""
+    places = [(folder, find_in_dir(folder, spec.filename)) for folder in search_dirs()]
+    cached = weights_cache_dir() / spec.filename
+    return [*places, (weights_cache_dir(), cached if cached.is_file() else None)]
+
+
 def local_candidates(spec: WeightSpec) -> list[Path]:
-    """Places searched before downloading, in order."""
-    places = []
-    if os.environ.get("AVH_WEIGHTS_DIR"):
-        places.append(Path(os.environ["AVH_WEIGHTS_DIR"]).expanduser() / spec.filename)
-    places.append(weights_cache_dir() / spec.filename)
-    return places
+    """Files found locally for `spec`, in search order."""
+    return [found for _, found in lookup(spec) if found is not None]
 
 
 def resolve_weights(name: str, path: str | Path | None = None, *, offline: bool | None = None,
                     progress: bool = True) -> Path:
-    """Local path of the weights `name`: explicit `path`, $AVH_WEIGHTS_DIR, the user cache, else download."""
+    """Local path of the weights `name`: explicit `path`, the search folders, the user cache, else download."""
     spec = get_weight_spec(name)
     if path is not None:
         explicit = Path(path).expanduser()
@@ -147,50 +212,92 @@ def resolve_weights(name: str, path: str | Path | None = None, *, offline: bool 
             raise WeightsNotFoundError(f"{explicit}: weights file for {name!r} does not exist")
         return verify_file(explicit, spec)
     for candidate in local_candidates(spec):
-        if candidate.is_file():
-            return verify_file(candidate, spec)
+        return verify_file(candidate, spec)
     target = weights_cache_dir() / spec.filename
+    if not spec.downloadable:
+        raise WeightsNotFoundError(missing_message(spec, "it is not published as a file that can be downloaded"))
     if is_offline(offline):
-        raise WeightsNotFoundError(_missing_message(spec, target, "offline mode is on"))
+        raise WeightsNotFoundError(missing_message(spec, "offline mode is on"))
     return download_weights(spec, target, progress=progress)
 
 
-def _missing_message(spec: WeightSpec, target: Path, why: str) -> str:
+def missing_message(spec: WeightSpec, why: str) -> str:
+    """One paragraph: which file is missing, why, where it was looked for and how to provide it."""
+    folders = ", ".join(str(folder) for folder, _ in lookup(spec))
+    where = (f"Looked in {folders}. Put it in {weights_cache_dir()} with `avhighlights weights import FILE`, "
+             f"or in a folder given by --weights-dir / $AVH_WEIGHTS_DIR (searched recursively), or pass weights_path.")
+    head = f"{spec.filename}: weights {spec.name!r} not found locally and not downloaded ({why})."
+    if spec.converted_from is not None:
+        art = spec.converted_from
+        art_hash = f"sha256 {art.sha256}" if art.sha256 else "no sha256 published"
+        got = f"sha256 {spec.sha256}" if spec.sha256 else "unverified"
+        return (f"{head} The loader reads a converted file: the published artefact is {art.url} ({art_hash}), "
+                f"converted by: {art.convert}. The converted {spec.filename} has {got}. {where}")
     hash_note = f"sha256 {spec.sha256}" if spec.sha256 else "sha256 unverified"
-    return (
-        f"{spec.filename}: weights {spec.name!r} not found locally and not downloaded ({why}). "
-        f"Download {spec.url} ({hash_note}) and put it in {target.parent} "
-        f"(or in $AVH_WEIGHTS_DIR, or pass an explicit weights_path)."
-    )
+    source = f"Download {spec.url} ({hash_note})" if spec.url else f"Get it ({hash_note})"
+    if spec.manual:
+        source = f"Fetch it by hand from {spec.url} ({hash_note})"
+    return f"{head} {source}. {where}"
 
 
 def download_weights(spec: WeightSpec, target: Path, *, progress: bool = True) -> Path:
-    """Stream `spec.url` to `target` atomically, checking the sha256 before the rename."""
+    """Download `spec.url` to `target` with pooch (temporary file, sha256 check, atomic rename)."""
+    import pooch
+    import requests
+
+    pooch.get_logger().setLevel("WARNING")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    known = f"sha256:{spec.sha256.lower()}" if spec.sha256 else None
     try:
-        with atomic_path(target) as tmp:
-            digest = _stream_to(spec.url, tmp, progress=progress, label=spec.filename)
-            if spec.sha256 is not None and digest != spec.sha256.lower():
-                raise WeightsHashError(
-                    f"{spec.filename}: downloaded from {spec.url} with sha256 {digest}, expected {spec.sha256}"
-                )
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise WeightsNotFoundError(_missing_message(spec, target, f"download failed: {exc}")) from exc
+        pooch.retrieve(spec.url, known_hash=known, fname=target.name, path=target.parent, progressbar=progress,
+                       downloader=pooch.HTTPDownloader(progressbar=progress, timeout=DOWNLOAD_TIMEOUT_S))
+    except ValueError as exc:  # pooch's hash mismatch
+        raise WeightsHashError(f"{spec.filename}: downloaded from {spec.url}, but {exc}") from exc
+    except (requests.RequestException, OSError) as exc:
+        raise WeightsNotFoundError(missing_message(spec, f"download failed: {exc}")) from exc
+    digest = spec.sha256.lower() if spec.sha256 else file_sha256(target)
     write_json(_sidecar(target), {**_stat_key(target), "sha256": digest})
     return target
 
 
-def _stream_to(url: str, out_path: Path, *, progress: bool, label: str) -> str:
-    from tqdm.auto import tqdm
+def import_weights(source: str | Path, names: Sequence[str] | None = None) -> tuple[WeightSpec, Path]:
+    """Identify `source` (a path or a file:// URL) among the specs `names` (default: all registered) by its sha256
+    and copy it atomically into the cache under the name the loader looks for. A file matching no verified spec is
+    accepted only for an unverified spec of the same file name (or the only unverified one among `names`);
+    otherwise `WeightsHashError` lists the expected hashes. Returns (spec, cached path)."""
+    if str(source).startswith("file://"):  # a local URL, e.g. copied from a browser's downloads list
+        from urllib.parse import unquote, urlparse
 
-    digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(out_path, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=label, disable=not progress) as bar:
-            for block in iter(lambda: response.read(HASH_CHUNK_BYTES), b""):
-                out.write(block)
-                digest.update(block)
-                bar.update(len(block))
-    return digest.hexdigest()
+        source = unquote(urlparse(str(source)).path)
+    source = Path(source).expanduser()
+    if not source.is_file():
+        raise WeightsNotFoundError(f"{source}: no such file to import")
+    specs = [get_weight_spec(n) for n in names] if names is not None else list(WEIGHTS.values())
+    digest = file_sha256(source)
+    spec = next((s for s in specs if s.sha256 is not None and s.sha256.lower() == digest), None)
+    if spec is None:
+        spec = _unverified_match(source, specs)
+    if spec is None:
+        raise WeightsHashError(_refusal(source, digest, specs))
+    target = weights_cache_dir() / spec.filename
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    write_json(_sidecar(target), {**_stat_key(target), "sha256": digest})
+    return spec, target
+
+
+def _unverified_match(source: Path, specs: Sequence[WeightSpec]) -> WeightSpec | None:
+    unverified = [s for s in specs if s.sha256 is None]
+    same_name = [s for s in unverified if s.filename == source.name]
+    if same_name:
+        return same_name[0]
+    return unverified[0] if len(unverified) == 1 and len(specs) == 1 else None
+
+
+def _refusal(source: Path, digest: str, specs: Sequence[WeightSpec]) -> str:
+    same_name = [s for s in specs if s.filename == source.name] or list(specs)
+    expected = "; ".join(f"{s.filename} ({s.name}): {s.sha256 or 'unverified'}" for s in same_name)
+    return f"{source}: sha256 {digest} matches no known weights file; expected {expected}"
 
 
 # ----------------------------------------------------------------------------------------------- loading

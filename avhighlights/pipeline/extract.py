@@ -1,6 +1,7 @@
 """Features for one video from every requested extractor, through the feature store.
 
 On a cache hit the video is not decoded at all: media is opened lazily, inside the compute step.
+Each extractor reports its progress in seconds of video (stage `features:<name>`) as it finishes batches.
 """
 
 from __future__ import annotations
@@ -12,10 +13,39 @@ from dataclasses import dataclass, field
 from avhighlights.extractors.base import Extractor
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.media import open_media
+from avhighlights.pipeline.progress import report_count
 from avhighlights.pipeline.timebase import FeatureTrack, Spans, align_track
 from avhighlights.pipeline.types import MediaSource, VideoInfo
 
 MediaFactory = Callable[[VideoInfo], MediaSource]
+PROGRESS_STEP = 0.01  # report an extractor's progress when it has moved by 1 % of the video (or finished)
+VIDEO_SECONDS = "s of video"
+
+
+class ProgressMedia:
+    """A `MediaSource` that forwards everything to `media` and turns the extractors' `report_progress(done_s)`
+    calls (see `extractors.base.report_media_progress`) into counted progress for `stage`."""
+
+    def __init__(self, media: MediaSource, progress: ProgressFn, stage: str):
+        self._media, self._progress, self._stage = media, progress, stage
+        self.info = media.info
+        self._reported_s = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self._media, name)
+
+    def report_progress(self, done_s: float) -> None:
+        total_s = self.info.duration_s
+        done_s = min(max(done_s, self._reported_s), total_s)
+        if done_s - self._reported_s >= PROGRESS_STEP * total_s or (done_s >= total_s > self._reported_s):
+            self._reported_s = done_s
+            report_count(self._progress, self._stage, done_s, total_s, VIDEO_SECONDS)
+
+    def finish(self) -> None:
+        """The extractor is done: report the whole video unless that was the last report already."""
+        if self._reported_s < self.info.duration_s or self.info.duration_s == 0:
+            self._reported_s = self.info.duration_s
+            report_count(self._progress, self._stage, self._reported_s, self.info.duration_s, VIDEO_SECONDS)
 
 
 @dataclass
@@ -38,7 +68,13 @@ def extract_features(info: VideoInfo, extractors: Sequence[Extractor], store=Non
         t0 = time.monotonic()
 
         def compute(ex: Extractor = extractor) -> FeatureTrack:
-            return ex.extract(factory(info))
+            if not progress:
+                return ex.extract(factory(info))
+            media = ProgressMedia(factory(info), progress, f"features:{ex.name}")
+            report_count(progress, f"features:{ex.name}", 0.0, info.duration_s, VIDEO_SECONDS)
+            track = ex.extract(media)
+            media.finish()
+            return track
 
         if store is None:
             track, hit = compute(), False
@@ -48,8 +84,9 @@ def extract_features(info: VideoInfo, extractors: Sequence[Extractor], store=Non
         stats.seconds[extractor.name] = time.monotonic() - t0
         tracks[extractor.name] = track
         if progress:
-            progress(f"features:{extractor.name}", 1.0)
-            progress("features", (i + 1) / len(extractors))
+            if hit:  # read from the store: the whole video at once
+                report_count(progress, f"features:{extractor.name}", info.duration_s, info.duration_s, VIDEO_SECONDS)
+            report_count(progress, "features", i + 1, len(extractors), "extractors")
     return tracks
 
 

@@ -27,8 +27,8 @@ from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, Pr
 from avhighlights.models.checkpoint import save_checkpoint
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
-from avhighlights.pipeline.probe import probe
-from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.probe import probe_all
+from avhighlights.pipeline.progress import for_video, null_progress, report_count
 from avhighlights.pipeline.run import open_store
 from avhighlights.pipeline.score import build_extractors, build_sample, extractor_sources, resolve_binding
 from avhighlights.pipeline.types import VideoInfo
@@ -96,9 +96,10 @@ def load_samples(infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor]
     unique = list({ex.name: ex for ex in extractors.values()}.values())
     samples = []
     for i, info in enumerate(infos):
-        tracks = extract_features(info, unique, store=store, stats=stats)
-        samples.append(build_sample(info, {role: tracks[ex.name] for role, ex in extractors.items()}))
-        progress("fit:features", (i + 1) / len(infos))
+        with for_video(progress, info.path):
+            tracks = extract_features(info, unique, store=store, stats=stats, progress=progress)
+            samples.append(build_sample(info, {role: tracks[ex.name] for role, ex in extractors.items()}))
+        report_count(progress, "fit:features", i + 1, len(infos), "videos")
     return samples
 
 
@@ -115,7 +116,7 @@ def fit_on_videos(videos: Sequence[str | Path], method: str, out_checkpoint: str
     """
     cls = fittable_method(method)
     binding = resolve_binding(cls.default_binding, binding_overrides)
-    infos = list({i.sha256: i for i in map(probe, find_videos(videos))}.values())  # unique by content
+    infos = list({i.sha256: i for i in probe_all(find_videos(videos), progress, 'probe videos')}.values())  # unique
     extractors = build_extractors(binding, extractor_overrides, device)
     return fit_infos(infos, method, extractors, out_checkpoint, method_overrides, open_store(store), seed, progress)
 

@@ -37,6 +37,7 @@ from avhighlights.models.base import METHODS, ProgressFn
 from avhighlights.models.checkpoint import load_checkpoint
 from avhighlights.pipeline.fit import find_videos, fit_infos, grid_overrides
 from avhighlights.pipeline.probe import probe
+from avhighlights.pipeline.progress import for_video, report_count
 from avhighlights.pipeline.results import utc_now
 from avhighlights.pipeline.run import open_store
 from avhighlights.pipeline.score import (
@@ -48,6 +49,7 @@ from avhighlights.pipeline.types import VideoInfo
 from avhighlights.registry import build_config, config_to_dict
 
 LIBRARY_ENV = "AVH_LIBRARY"
+LIBRARY_STAGE = "probe library"
 MANIFEST_FORMAT = "avhighlights-fit/1"
 MANIFEST_KEYS = {"key", "setting", "checkpoint", "videos", "created_utc"}
 
@@ -159,31 +161,38 @@ def _stat_key(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns, stat.st_ino]
 
 
-def library_infos(library: Sequence[str], folder: Path) -> list[VideoInfo]:
+def library_infos(library: Sequence[str], folder: Path, progress: ProgressFn | None = None) -> list[VideoInfo]:
     """Probed library videos. Probes (decode check + content hash) are remembered in
     `folder/library-index.json` by path, size, mtime and inode, so a large library is not re-read
-    on every `score`; a new or changed file is probed (and a bad one fails here, naming it)."""
+    on every `score`; a new or changed file is probed (and a bad one fails here, naming it).
+    Progress: "k/n files" on the stage `probe library`."""
     index_path = folder / "library-index.json"
     try:
         index = json.loads(index_path.read_text())
     except (OSError, ValueError):
         index = {}
     infos, changed = [], False
-    for path in find_videos(library):
-        key, entry = str(path.resolve()), index.get(str(path.resolve()), {})
-        if path.is_file() and entry.get("stat") == _stat_key(path):
-            infos.append(VideoInfo.from_json(entry["info"]))
-            continue
-        infos.append(probe(path))
-        index[key], changed = {"stat": _stat_key(path), "info": infos[-1].to_json()}, True
+    paths = find_videos(library)
+    for i, path in enumerate(paths):
+        with for_video(progress, path):
+            if i == 0:
+                report_count(progress, LIBRARY_STAGE, 0, len(paths), "files")
+            key, entry = str(path.resolve()), index.get(str(path.resolve()), {})
+            if path.is_file() and entry.get("stat") == _stat_key(path):
+                infos.append(VideoInfo.from_json(entry["info"]))
+            else:
+                infos.append(probe(path))
+                index[key], changed = {"stat": _stat_key(path), "info": infos[-1].to_json()}, True
+            report_count(progress, LIBRARY_STAGE, i + 1, len(paths), "files")
     if changed:
         write_json(index_path, index)
     return infos
 
 
-def wanted_infos(infos: Sequence[VideoInfo], library: Sequence[str], folder: Path) -> list[VideoInfo]:
+def wanted_infos(infos: Sequence[VideoInfo], library: Sequence[str], folder: Path,
+                 progress: ProgressFn | None = None) -> list[VideoInfo]:
     """Scored videos plus every library video, unique by content."""
-    extra = library_infos(library, folder) if library else []
+    extra = library_infos(library, folder, progress) if library else []
     return list({info.sha256: info for info in [*infos, *extra]}.values())
 
 
@@ -198,7 +207,7 @@ def fitted_scorer(spec: ScorerSpec, extractors: Mapping[str, Extractor], infos: 
     setting = setting_identity(spec.method, config_to_dict(build_config(cls.Config, overrides)), extractors, auto.seed)
     library = library_paths(auto.library)
     folder = fits_dir(auto.cache_dir)
-    wanted = wanted_infos(infos, library, folder)
+    wanted = wanted_infos(infos, library, folder, progress)
     manifest, status, reason = choose_fit(read_manifests(folder, _sha256_json(setting)),
                                           {i.sha256 for i in wanted}, auto)
     if manifest is None:

@@ -25,6 +25,7 @@ from avhighlights.errors import (
     NoVideoStreamError,
     UnknownDurationError,
 )
+from avhighlights.pipeline.progress import for_video, report_count
 from avhighlights.pipeline.types import VideoInfo
 
 HASH_BLOCK_BYTES = 1 << 20
@@ -75,6 +76,20 @@ def probe(path: str | Path, sha256: str | None = None) -> VideoInfo:
         container=str(data.get("format", {}).get("format_name", "")), size_bytes=path.stat().st_size,
         start_timecode=_start_timecode(data, video),
     )
+
+
+def probe_all(paths, progress=None, stage: str = "probe") -> list[VideoInfo]:
+    """`probe` each path in order, reporting "k/n files" on `stage` (the decode check and the content hash take
+    about a second per file, so a library is never probed in silence); a bad file raises, naming it."""
+    paths = list(paths)
+    infos = []
+    for i, path in enumerate(paths):
+        with for_video(progress, path):
+            if i == 0:
+                report_count(progress, stage, 0, len(paths), "files")
+            infos.append(probe(path))
+            report_count(progress, stage, i + 1, len(paths), "files")
+    return infos
 
 
 def _check_regular_file(path: Path) -> None:

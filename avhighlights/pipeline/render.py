@@ -33,6 +33,7 @@ from avhighlights.errors import ConfigError, MissingFileError
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline import cuts, exports, exports_otio
 from avhighlights.pipeline.plot import plot_scores
+from avhighlights.pipeline.progress import for_video
 from avhighlights.pipeline.report_html import REPORT_NAME, write_report
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc, read_results, utc_now, write_results
 
@@ -133,7 +134,8 @@ def render_from_json(path: str | Path, out_dir: str | Path | None = None, **opti
     `options` are those of `render_outputs`."""
     path = Path(path)
     doc = read_results(path)
-    return render_outputs(doc, path.parent if out_dir is None else out_dir, **options)
+    with for_video(options.get("progress"), doc.video.path):  # progress events and errors name the video
+        return render_outputs(doc, path.parent if out_dir is None else out_dir, **options)
 
 
 class _MediaJob:

@@ -16,8 +16,8 @@ from avhighlights.errors import ConfigError
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.index_html import refresh_index, write_index
-from avhighlights.pipeline.probe import probe
-from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.probe import probe_all
+from avhighlights.pipeline.progress import for_video, null_progress
 from avhighlights.pipeline.render import DEFAULT_FORMATS, EXPORTS, RenderReport, render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
@@ -77,7 +77,7 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     """Score each video and write its clips and results. All inputs are validated first, so a bad
     file fails the run before any output is written."""
     progress = progress or null_progress
-    infos = [probe(v) for v in videos]
+    infos = probe_all(videos, progress)
     scorer = prepare_scorer(spec, infos, store, progress)
     feature_store = open_store(store)
     out_root, taken = Path(out_dir), set()
@@ -95,6 +95,12 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
 
 def _score_and_write(info: VideoInfo, scorer: PreparedScorer, store, out_dir: Path,
                      selection: SelectionConfig, render: RenderOptions, progress: ProgressFn) -> RunResult:
+    with for_video(progress, info.path):  # every progress event and error inside names this video
+        return _score_and_write_one(info, scorer, store, out_dir, selection, render, progress)
+
+
+def _score_and_write_one(info: VideoInfo, scorer: PreparedScorer, store, out_dir: Path,
+                         selection: SelectionConfig, render: RenderOptions, progress: ProgressFn) -> RunResult:
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     tracks = extract_features(info, list(scorer.extractors.values()), store=store, progress=progress)

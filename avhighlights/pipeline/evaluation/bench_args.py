@@ -27,6 +27,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default bench/results/<dataset>-<protocol>-<method>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="method config override; VALUE is parsed as JSON when it can be (repeatable)")
+    from avhighlights.weights_cli import add_weights_dir_argument
+
+    add_weights_dir_argument(parser)  # extractors built for video datasets (tvsum_videos, folder) look there too
     if not any(a.dest == "progress" for a in parser._actions):
         from avhighlights.pipeline.progress import PROGRESS_MODES
 
