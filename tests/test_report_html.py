@@ -65,8 +65,8 @@ def test_report_table_players_and_escaping(scored):
     assert "<b>" not in page and "cut &quot;A&quot; &lt;b&gt;&amp;&#x27;x&#x27;.mp4" in page
     assert "loudness: loudness (the method&#x27;s default)" in page
     files = re.findall(r'<a href="([^"]+)">', page.split("result files", 1)[1].split("</dd>", 1)[0])
-    assert files == ["chapters.ffmeta", "chapters.vtt", "highlights.csv", "highlights.edl", "highlights.json",
-                     "scores.png"] and all((scored / name).is_file() for name in files)
+    assert files == ["chapters.ffmeta", "chapters.vtt", "highlights.csv", "highlights.edl", "highlights.fcpxml",
+                     "highlights.json", "highlights.otio", "highlights.xml", "scores.png"] and all((scored / name).is_file() for name in files)
     assert not re.search(r"<script|<link|https?://|@import", page)  # self-contained, nothing external
 
 

@@ -59,7 +59,11 @@ def fcpxml_text(doc: HighlightsDoc) -> str:
     rate = edit_rate(doc.video.fps)
     adapter_module = otio.adapters.from_name("fcpx_xml").module()  # the instance the plug-in system loaded
     adapter_module.FRAMERATE_FRAMEDURATION.setdefault(float(rate), f"{rate.denominator}/{rate.numerator}s")
-    return anchor_connected_clips(otio.adapters.write_to_string(build_timeline(doc), "fcpx_xml"))
+    timeline = build_timeline(doc)
+    for clip in timeline.find_clips():  # the adapter looks clips up by name in an XPath quoted with '
+        clip.name = clip.name.replace("'", "\u2019")
+        clip.media_reference.name = clip.media_reference.name.replace("'", "\u2019")
+    return anchor_connected_clips(otio.adapters.write_to_string(timeline, "fcpx_xml"))
 
 
 def anchor_connected_clips(xml_text: str) -> str:
