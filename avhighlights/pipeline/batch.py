@@ -142,8 +142,8 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
                 if scorer.fit is not None:  # which on-the-fly fit scored the video, and why
                     write_json(result.out_dir / "fit.json", scorer.fit.to_json())
                 results.append(result)
-                rows[i] = BatchRow(str(video), "ok", time.monotonic() - t0, str(result.out_dir), result.n_clips,
-                                   round(result.selected_s, 3), warnings=list(result.warnings))
+                rows[i] = BatchRow(str(video), "ok", round(time.monotonic() - t0, 3), str(result.out_dir),
+                                   result.n_clips, round(result.selected_s, 3), warnings=list(result.warnings))
             n_scored += 1
         if on_row is not None:
             left = sum(1 for j in infos if j > i)
@@ -159,7 +159,7 @@ def _failed(video: str | Path, exc: Exception, seconds: float) -> BatchRow:
     if not isinstance(exc, AVHighlightsError):
         reason = f"{type(exc).__name__}: {reason}"
     code = exc.exit_code if isinstance(exc, AVHighlightsError) else 1
-    return BatchRow(str(video), "failed", seconds, error=reason, exit_code=code)
+    return BatchRow(str(video), "failed", round(seconds, 3), error=reason, exit_code=code)
 
 
 def _write_summary(out_root: Path, rows: list[BatchRow]) -> Path:

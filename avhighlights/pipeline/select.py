@@ -253,14 +253,24 @@ class _RunBook:
             right = (first, self.run_end[first])
         return left, right
 
+    def inside_run(self, step: int) -> bool:
+        """True when `step` lies between two selected steps of one run (joined across a merge gap)."""
+        pos = bisect.bisect_left(self.selected, step)
+        return pos > 0 and self.selected[pos - 1] not in self.run_start
+
     def delta_s(self, step: int) -> float:
         """How much the total selected length grows when `step` is added."""
+        if self.inside_run(step):
+            return 0.0
         left, right = self.neighbours(step)
         new_first, new_last = (left or (step, step))[0], (right or (step, step))[1]
         old = sum(self.cost_s(*run) for run in (left, right) if run)
         return self.cost_s(new_first, new_last) - old
 
     def add(self, step: int) -> None:
+        if self.inside_run(step):
+            bisect.insort(self.selected, step)
+            return
         left, right = self.neighbours(step)
         first, last = (left or (step, step))[0], (right or (step, step))[1]
         for run in (left, right):
