@@ -216,6 +216,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     progress.close()
     for result in report.results:
         _report_result(result, progress)
+    for row in report.rows:
+        _report_warnings(row.video, row.warnings, progress)
     for row in report.failed:
         _say(progress, "failed", f"failed: {row.video}: {row.error}", video=row.video, error=row.error)
     return report.exit_code
@@ -245,8 +247,11 @@ def _report_result(result, progress: Progress) -> None:
     if progress.mode != "json":
         summary = f"{result.n_clips} clips ({result.selected_s:.1f} s selected)"
         print(f"{result.video}: {summary} -> {result.out_dir}")
-    for text in result.warnings:
-        _say(progress, "warning", f"warning: {result.video}: {text}", video=str(result.video), text=text)
+
+
+def _report_warnings(video, warnings: list[str], progress: Progress) -> None:
+    for text in warnings:
+        _say(progress, "warning", f"warning: {video}: {text}", video=str(video), text=text)
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
@@ -256,6 +261,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     result = render_results(args.results, args.out, render=_render_options(args), progress=progress)
     progress.close()
     _report_result(result, progress)
+    _report_warnings(result.video, result.warnings, progress)
     return 0
 
 
