@@ -30,10 +30,12 @@ Rule (all times in seconds):
    still fit whole are kept.
 7. Rank 1 = best score (ties: earlier clip first). Segments are returned in time order.
 
-Invariant (tests/test_select_properties.py): every step the ranking picks scores >= the threshold when one
-is given; every second of a clip lies within `max(min_clip_s, merge_gap_s / 2) + pad_s` of a picked step
-(what is not a picked step is a merge gap, a min-clip extension or a margin); clips are sorted, disjoint
-and inside [0, duration]; the total is <= `target_s` and <= `max_total_s`.
+Invariant (checked by tests/test_select_properties.py): clips are sorted, disjoint and inside
+[0, duration], each at least min(min_clip_s, duration) long; the total is <= `target_s` and <= `max_total_s`;
+every step the ranking picks scores >= the threshold used (`Selection.threshold_score`); every second of a
+clip lies within `max(min_clip_s, merge_gap_s / 2) + pad_s` of a picked step (what is not a picked step is
+a merge gap, a min-clip extension or a margin); without a cap, every picked step sits in a clip with
+`pad_s` of margin (less only at the video's edges) and picked steps <= `merge_gap_s` apart share a clip.
 
 Flat scores (`flat_scores_warning`): a curve whose range max - min is <= FLAT_RTOL (1e-6) times its
 magnitude max(|max|, |min|), or <= FLAT_ATOL (1e-12) near zero, cannot be ranked: 1e-6 is about eight
