@@ -223,12 +223,12 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _report_row(index: int, total: int, row, eta_s: float, progress: Progress) -> None:
+def _report_row(index: int, total: int, row, eta_s: float | None, progress: Progress) -> None:
     from dataclasses import asdict
 
     from avhighlights.pipeline.batch import progress_line
 
-    progress.event("video", index=index, total=total, eta_s=round(eta_s, 1), **asdict(row))
+    progress.event("video", index=index, total=total, eta_s=None if eta_s is None else round(eta_s, 1), **asdict(row))
     if progress.mode == "bar":
         progress.message(progress_line(index, total, row, eta_s))
 

@@ -16,7 +16,7 @@ from avhighlights.cli import main
 from avhighlights.errors import EXIT_PARTIAL_FAILURE, ConfigError
 from avhighlights.pipeline.batch import BatchRow, batch_exit_code, collect_videos
 
-PROGRESS_LINE = re.compile(r"^\[(\d)/3\] (\S+) (ok|failed) \d+\.\d s, ETA \d+ s$")
+PROGRESS_LINE = re.compile(r"^\[(\d)/3\] (\S+) (ok|failed) \d+\.\d s, ETA (\d+ s|\?)$")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,10 @@ def test_target_and_flat_warning_reach_highlights_json(batch_run):
 def test_one_progress_line_per_video_then_failures_and_warnings(batch_run):
     _, folder, _, err = batch_run
     progress = [m.groups() for m in map(PROGRESS_LINE.match, err) if m]
-    # find_videos order: sorted paths, so broken.mp4, events.mp4, sub/quiet.mkv
-    assert progress == [("1", "broken.mp4", "failed"), ("2", "events.mp4", "ok"), ("3", "quiet.mkv", "ok")]
+    # find_videos order: sorted paths, so broken.mp4, events.mp4, sub/quiet.mkv; no ETA before a video was scored
+    assert [g[:3] for g in progress] == [("1", "broken.mp4", "failed"), ("2", "events.mp4", "ok"),
+                                         ("3", "quiet.mkv", "ok")]
+    assert progress[0][3] == "?" and progress[1][3].endswith(" s") and progress[2][3] == "0 s"
     failed = [line for line in err if line.startswith("failed: ")]
     assert len(failed) == 1 and failed[0].startswith(f"failed: {folder / 'broken.mp4'}: ")
     warnings = [line for line in err if line.startswith("warning: ")]

@@ -66,7 +66,7 @@ class BatchReport:
         return [r for r in self.rows if r.status == "failed"]
 
 
-RowCallback = Callable[[int, int, BatchRow, float], None]  # (index from 1, total, row, ETA in seconds)
+RowCallback = Callable[[int, int, BatchRow, "float | None"], None]  # (index from 1, total, row, ETA s or None)
 
 
 def read_manifest(path: str | Path) -> list[Path]:
@@ -104,9 +104,10 @@ def batch_exit_code(rows: Sequence[BatchRow]) -> int:
     return codes.pop() if len(codes) == 1 else 1
 
 
-def progress_line(index: int, total: int, row: BatchRow, eta_s: float) -> str:
-    """`[3/12] name.mp4 ok 4.2 s, ETA 38 s`."""
-    return f"[{index}/{total}] {Path(row.video).name} {row.status} {row.seconds:.1f} s, ETA {eta_s:.0f} s"
+def progress_line(index: int, total: int, row: BatchRow, eta_s: float | None) -> str:
+    """`[3/12] name.mp4 ok 4.2 s, ETA 38 s` (`ETA ?` before any video was scored)."""
+    eta = "?" if eta_s is None else f"{eta_s:.0f} s"
+    return f"[{index}/{total}] {Path(row.video).name} {row.status} {row.seconds:.1f} s, ETA {eta}"
 
 
 def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | Path, *,
@@ -146,8 +147,8 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
                                    result.n_clips, round(result.selected_s, 3), warnings=list(result.warnings))
             n_scored += 1
         if on_row is not None:
-            left = sum(1 for j in infos if j > i)
-            eta_s = (time.monotonic() - t_start) / max(n_scored, 1) * left
+            left = sum(1 for j in infos if j > i)  # videos still to score; the mean time so far per video
+            eta_s = (time.monotonic() - t_start) / n_scored * left if n_scored else (None if left else 0.0)
             on_row(i + 1, len(videos), rows[i], eta_s)
     ordered = [rows[i] for i in range(len(videos))]
     summary = None if single else _write_summary(out_root, ordered)
