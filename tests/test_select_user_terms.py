@@ -13,6 +13,7 @@ from avhighlights.pipeline.select import (
     score_warnings,
     select,
     select_segments,
+    selection_report,
 )
 from avhighlights.pipeline.timebase import second_grid
 from avhighlights.pipeline.types import ScoreCurve
@@ -113,3 +114,15 @@ def test_json_round_trip_drops_derived_fields_and_changes_lists_non_defaults():
     assert config.changes() == {"target_s": 60.0, "pad_s": 1.0} and SelectionConfig().changes() == {}
     data = {**vars(config), "mode": "target_s", "threshold_score": 0.3}
     assert SelectionConfig.from_json(data) == config
+
+
+def test_an_empty_selection_says_why():
+    curve = grid_curve(SCORES)
+    summary, warnings = selection_report(curve, 10.0, SelectionConfig(threshold=10.0))
+    assert summary == {"mode": "threshold", "threshold_score": 10.0}
+    assert warnings == ["nothing selected: no second scores >= the threshold 10 (scores range 0 .. 9)"]
+    _, warnings = selection_report(curve, 10.0, SelectionConfig(target_s=2.5, min_clip_s=2.0, pad_s=0.5))
+    assert warnings == ["nothing selected: no clip fits target_s=2.5 (a clip takes at least min_clip_s + "
+                        "2 * pad_s = 3 s)"]
+    # default: steps 4, 5, 1, 0, 2 are picked (tests/test_select.py), the lowest of them scores 0
+    assert selection_report(curve, 10.0, SelectionConfig()) == ({"mode": "top_ratio", "threshold_score": 0.0}, [])

@@ -168,13 +168,28 @@ def resolved_threshold(scores: np.ndarray, config: SelectionConfig) -> float | N
     return None
 
 
-def selection_summary(curve: ScoreCurve, duration_s: float, config: SelectionConfig) -> dict:
-    """{"mode", "threshold_score"} of the automatic selection of `curve` (threshold None when nothing is picked
-    or the curve cannot be selected from, e.g. a hand-made document without scores)."""
+def selection_report(curve: ScoreCurve, duration_s: float, config: SelectionConfig) -> tuple[dict, list[str]]:
+    """({"mode", "threshold_score"}, warnings) of the automatic selection of `curve`: the score warnings, plus one
+    when nothing is selected. The threshold is None when nothing is picked or the curve cannot be selected from
+    (e.g. a hand-made document without scores)."""
+    warnings = score_warnings(curve)
     try:
-        return select(curve, duration_s, config).summary()
+        result = select(curve, duration_s, config)
     except ScoreCurveError:
-        return {"mode": config.mode, "threshold_score": None}
+        return {"mode": config.mode, "threshold_score": None}, warnings
+    if not result.segments:
+        warnings.append(_nothing_selected(curve.scores, config, result.threshold_score))
+    return result.summary(), warnings
+
+
+def _nothing_selected(scores: np.ndarray, config: SelectionConfig, threshold: float | None) -> str:
+    if threshold is not None and not np.any(np.asarray(scores) >= threshold):
+        return (f"nothing selected: no second scores >= the threshold {threshold:.6g} (scores range "
+                f"{float(np.min(scores)):.6g} .. {float(np.max(scores)):.6g})")
+    if config.target_s is not None:
+        return (f"nothing selected: no clip fits target_s={config.target_s:g} (a clip takes at least "
+                f"min_clip_s + 2 * pad_s = {config.min_clip_s + 2 * config.pad_s:g} s)")
+    return "nothing selected"
 
 
 def flat_scores_warning(scores: np.ndarray, method: str = "") -> str | None:
