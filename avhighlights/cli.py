@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 unexpected failure, 2 bad usage or configuration, 3 bad media input,
 4 weights unavailable, 5 checkpoint problem, 6 feature-store problem, 7 dataset problem,
-130 interrupted. Under `--progress json` an error is a JSON line `{"event": "error", "video", "error", "exit_code"}`.
+9 partial failure of a batch (some videos failed, the others were written), 130 interrupted.
+Under `--progress json` an error is a JSON line `{"event": "error", "video", "error", "exit_code"}`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from avhighlights.flows.watch_cli import build_watch
 from avhighlights.pca_cli import build_pca_subcommand
 from avhighlights.pipeline.evaluation.bench_args import build_merge_subcommand
 from avhighlights.pipeline.progress import PROGRESS_MODES, Progress
+from avhighlights.selection_cli import add_selection_arguments, selection_from_args
 from avhighlights.weights_cli import add_weights_dir_argument, build_weights
 
 
@@ -30,16 +32,7 @@ def _add_progress(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("selection of highlight clips")
-    group.add_argument("--top-ratio", type=float, default=0.5,
-                       help="fraction of seconds selected, by score (default 0.5 = top 50%%)")
-    group.add_argument("--min-clip-s", type=float, default=2.0,
-                       help="shortest clip in seconds; shorter runs are extended into their neighbours (default 2)")
-    group.add_argument("--pad-s", type=float, default=0.0, help="seconds added before and after every clip")
-    group.add_argument("--merge-gap-s", type=float, default=0.0,
-                       help="merge clips separated by at most this many seconds (default 0)")
-    group.add_argument("--max-total-s", type=float, default=None,
-                       help="cap on the total selected duration; lowest-scoring clips are dropped first")
+    add_selection_arguments(parser)
 
 
 def _add_render(parser: argparse.ArgumentParser) -> None:
@@ -76,8 +69,14 @@ def _build_score(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("score", help="score videos and write highlight clips and results",
                        description="Score every second of each VIDEO with a method, select the highlight clips and "
                                    "write them with highlights.json/.csv/.edl, chapters and a score plot under "
-                                   "OUT/<video name>/.")
-    p.add_argument("videos", nargs="+", metavar="VIDEO")
+                                   "OUT/<video name>/. A FOLDER is searched recursively for videos; --manifest "
+                                   "reads paths from a file. With several videos a failed one is reported "
+                                   "(failed: PATH: reason), the others are written, OUT/batch.json lists every "
+                                   "video's status and the exit code is 9 when some failed.")
+    p.add_argument("videos", nargs="*", metavar="VIDEO|FOLDER")
+    p.add_argument("--manifest", action="append", default=[], metavar="FILE",
+                   help="a text file of video paths, one per line (# comments; relative paths are relative to the "
+                        "file's folder), or a .json list of paths; repeatable")
     p.add_argument("--method", default="loudness",
                    help="registered method name (see `avhighlights methods`); default: loudness")
     p.add_argument("--checkpoint", default=None,
@@ -181,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audio-visual video highlight detection: raw video in, scored seconds, highlight clips, a reel "
                     "and machine-readable results out.",
         epilog="Exit codes: 0 ok, 1 unexpected failure, 2 usage/configuration, 3 bad media, 4 weights missing, "
-               "5 checkpoint, 6 feature store, 7 dataset.",
+               "5 checkpoint, 6 feature store, 7 dataset, 9 some videos of a batch failed.",
     )
     parser.add_argument("--version", action="version", version=f"avhighlights {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -212,10 +211,7 @@ def _format_info(data: dict) -> str:
 
 
 def _selection_from(args: argparse.Namespace):
-    from avhighlights.pipeline.select import SelectionConfig
-
-    return SelectionConfig(top_ratio=args.top_ratio, min_clip_s=args.min_clip_s, pad_s=args.pad_s,
-                           max_total_s=args.max_total_s, merge_gap_s=args.merge_gap_s)
+    return selection_from_args(args)
 
 
 def _render_options(args: argparse.Namespace):
@@ -227,18 +223,41 @@ def _render_options(args: argparse.Namespace):
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from avhighlights.pipeline.run import score_videos
+    from avhighlights.pipeline.batch import collect_videos, score_batch
     from avhighlights.pipeline.score import ScorerSpec
 
     progress = Progress(args.progress, video=_single_video(args))
     spec = ScorerSpec(method=args.method, checkpoint=args.checkpoint, device=args.device, **score_spec_options(args))
-    results = score_videos(args.videos, spec, args.out, selection=_selection_from(args),
-                           render=_render_options(args), store=None if args.no_cache else (args.store or "default"),
-                           progress=progress)
+    videos, selection = collect_videos(args.videos, args.manifest), _selection_from(args)
+    report = score_batch(videos, spec, args.out, selection=selection, render=_render_options(args),
+                         store=None if args.no_cache else (args.store or "default"), progress=progress,
+                         on_row=lambda i, n, row, eta_s: _report_row(i, n, row, eta_s, progress))
     progress.close()
-    for result in results:
+    for result in report.results:
         _report_result(result, progress)
-    return 0
+    for row in report.rows:
+        _report_warnings(row.video, row.warnings, progress)
+    for row in report.failed:
+        _say(progress, "failed", f"failed: {row.video}: {row.error}", video=row.video, error=row.error)
+    return report.exit_code
+
+
+def _report_row(index: int, total: int, row, eta_s: float | None, progress: Progress) -> None:
+    from dataclasses import asdict
+
+    from avhighlights.pipeline.batch import progress_line
+
+    progress.event("video", index=index, total=total, eta_s=None if eta_s is None else round(eta_s, 1), **asdict(row))
+    if progress.mode == "bar":
+        progress.message(progress_line(index, total, row, eta_s))
+
+
+def _say(progress: Progress, event: str, line: str, **fields) -> None:
+    """One line on stderr for people, or an event in json mode (warnings and failures, whatever --progress)."""
+    if progress.mode == "json":
+        progress.event(event, **fields)
+    else:
+        print(line, file=sys.stderr)
 
 
 def _report_result(result, progress: Progress) -> None:
@@ -249,6 +268,11 @@ def _report_result(result, progress: Progress) -> None:
         print(f"{result.video}: {summary} -> {result.out_dir}")
 
 
+def _report_warnings(video, warnings: list[str], progress: Progress) -> None:
+    for text in warnings:
+        _say(progress, "warning", f"warning: {video}: {text}", video=str(video), text=text)
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from avhighlights.pipeline.run import render_results
 
@@ -256,6 +280,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     result = render_results(args.results, args.out, render=_render_options(args), progress=progress)
     progress.close()
     _report_result(result, progress)
+    _report_warnings(result.video, result.warnings, progress)
     return 0
 
 

@@ -51,8 +51,9 @@ def test_round_trip_keeps_every_field(tmp_path):
 def test_document_layout_matches_the_schema(tmp_path):
     data = json.loads(written(tmp_path).read_text())
     assert list(data) == ["schema", "video", "method", "checkpoint", "selection", "scores", "clips", "reel",
-                          "created_utc", "tool_version"]
-    assert data["schema"] == SCHEMA and data["reel"] is None
+                          "created_utc", "tool_version", "warnings"]
+    assert data["schema"] == SCHEMA and data["reel"] is None and data["warnings"] == []
+    assert data["selection"]["mode"] == "top_ratio" and data["selection"]["threshold_score"] is not None
     assert data["scores"][3] == {"start_s": 3.0, "end_s": 4.0, "score": 3.0}
     assert [c["rank"] for c in data["clips"]] == [1, 2]  # best first
     assert data["clips"][0] == {"start_s": 7.0, "end_s": 10.0, "score": 8.0, "rank": 1, "path": None}

@@ -150,9 +150,12 @@ def write_task(info: dict[str, Any], curve: dict[str, Any], segments: list[dict[
         write_json(target / "fit.json", fit)
     write_index(Path(out_dir))
     doc = read_results(result.results_json)
+    for text in result.warnings:
+        get_run_logger().warning("%s: %s", video.path, text)
     clips = [{**c.to_json(), "path": str(target / c.path) if c.path else None} for c in doc.clips]
     return {"out_dir": str(target), "results_json": str(result.results_json), "n_clips": result.n_clips,
             "selected_s": result.selected_s, "clips": clips, "reel": str(result.reel_path or ""),
+            "warnings": list(result.warnings),
             "render_s": result.timings_s.get("render_s", 0.0)}
 
 
@@ -185,16 +188,20 @@ def extract_and_score(video: str, method: str = "loudness", checkpoint: str | No
                       merge_gap_s: float = 0.0, max_total_s: float | None = None, store: str = "default",
                       stream_copy: bool = False, bind: dict[str, str] | None = None,
                       library: list[str] | None = None, fit_seed: int = 0, refit_growth: float = 0.2,
-                      method_overrides: dict[str, Any] | None = None, export: list[str] | None = None
-                      ) -> dict[str, Any]:
+                      method_overrides: dict[str, Any] | None = None, export: list[str] | None = None,
+                      target_s: float | None = None, threshold: float | None = None,
+                      threshold_quantile: float | None = None) -> dict[str, Any]:
     """Score one video and write its highlights; returns a JSON-able summary (results_json, n_clips,
-    per-extractor cache hits, timings, and the fit used when an unsupervised method was fitted on the fly).
+    per-extractor cache hits, timings, the score warnings, and the fit used when an unsupervised method was
+    fitted on the fly). The selection parameters are those of `avhighlights score` (pipeline/select.py):
+    `target_s`, `threshold` or `threshold_quantile` replace `top_ratio`; `max_total_s` caps any of them.
     `bind` maps role -> extractor (e.g. {"visual": "mobilenet_v1_025"}); `library`, `fit_seed`, `refit_growth`
     and `method_overrides` are those of `avhighlights score` (`--set`) for unsupervised methods without a
     checkpoint. `export` names the result files as `--export` does (default: all)."""
     t0, timeouts, store_url = time.monotonic(), Timeouts.from_env(), resolve_store(store)
     _render_options(stream_copy, export)  # an unknown format fails the run before any work
-    selection = vars(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))  # validates
+    selection = vars(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s, target_s=target_s,
+                                     threshold=threshold, threshold_quantile=threshold_quantile))  # validates
     scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
                "refit_growth": refit_growth, "method_overrides": method_overrides}
     info = probe_task.with_options(timeout_seconds=timeouts.probe)(video)

@@ -234,10 +234,13 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
                       max_total_s: float | None = None, stream_copy: bool = False, evaluate: bool = True,
                       dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None,
                       bind: dict[str, str] | None = None, library: list[str] | None = None,
-                      fit_seed: int = 0, method_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                      fit_seed: int = 0, method_overrides: dict[str, Any] | None = None,
+                      target_s: float | None = None, threshold: float | None = None,
+                      threshold_quantile: float | None = None) -> dict[str, Any]:
     """Score every video of `source` (folder or manifest); returns the summary also written to
-    `<out_dir>/reprocess-summary.json`."""
-    selection = asdict(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s))
+    `<out_dir>/reprocess-summary.json`. Selection parameters as in `avhighlights score` (pipeline/select.py)."""
+    selection = asdict(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s, target_s=target_s,
+                                       threshold=threshold, threshold_quantile=threshold_quantile))
     scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
                "method_overrides": method_overrides}
     spec = scorer_spec(**scoring)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from avhighlights.selection_cli import add_selection_arguments, selection_from_args
+
 DESCRIPTION = ("Watch a folder: every new video (once its copy is complete) becomes one extract-and-score "
                "deployment run; each content is processed once (renamed or re-copied files included); "
                "undecodable files are quarantined. Needs a Prefect server (PREFECT_API_URL) and the deployment "
@@ -22,7 +24,6 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", required=True, help="state folder holding the ledger (ledger.json)")
     parser.add_argument("--method", default="loudness", help="registered method name (default: loudness)")
     parser.add_argument("--checkpoint", default=None, help="a trained checkpoint (.safetensors) for the runs")
-    parser.add_argument("--top-ratio", type=float, default=0.5, help="fraction of seconds selected (default 0.5)")
     parser.add_argument("--store", default="default", help="feature store folder or fsspec URL for the runs")
     parser.add_argument("--bind", action="append", default=[], metavar="ROLE=EXTRACTOR",
                         help="feed a role from another extractor in every run, e.g. visual=mobilenet_v1_025")
@@ -38,6 +39,7 @@ def add_watch_arguments(parser: argparse.ArgumentParser) -> None:
                         help="runs per content when runs fail or the server is unreachable (default 2)")
     parser.add_argument("--deployment", default="extract-and-score/extract-and-score",
                         help="the deployment each video is sent to (FLOW/DEPLOYMENT)")
+    add_selection_arguments(parser)
     bounded = parser.add_mutually_exclusive_group()
     bounded.add_argument("--once", action="store_true",
                          help="scan once, submit everything that settles, then exit (for cron and tests)")
@@ -69,7 +71,8 @@ def watch_main(args: argparse.Namespace) -> int:
                    method=args.method, checkpoint=args.checkpoint, top_ratio=args.top_ratio, store=args.store,
                    settle_s=args.settle_s, reconcile_s=args.reconcile_s, interval_s=args.interval_s,
                    max_attempts=args.max_attempts, deployment=args.deployment,
-                   bind=parse_pairs(args.bind, "--bind"), library=args.library)
+                   bind=parse_pairs(args.bind, "--bind"), library=args.library,
+                   selection=selection_from_args(args).changes())
     if args.once or args.max_iterations is not None:
         stats = watch_folder(**options, once=args.once, max_iterations=args.max_iterations)
     else:

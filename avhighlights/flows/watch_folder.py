@@ -31,6 +31,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 
 from avhighlights.flows.extract_and_score import DEPLOYMENT
+from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.watch import FolderWatcher, WatchConfig
 from avhighlights.pipeline.watch_ledger import COMPLETED, FAILED
 
@@ -67,10 +68,14 @@ def flow_run_state(run_id: str) -> str | None:
 
 
 def run_parameters(out_dir: str, method: str, checkpoint: str | None, top_ratio: float, store: str,
-                   bind: dict[str, str] | None = None, library: Sequence[str] | None = None) -> dict[str, Any]:
-    """The extract-and-score parameters of every run (`bind` and `library` only when set)."""
+                   bind: dict[str, str] | None = None, library: Sequence[str] | None = None,
+                   selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The extract-and-score parameters of every run (`bind`, `library` and the `selection` fields that differ
+    from the defaults only when set, so default runs keep their parameters and idempotency keys)."""
     params = {"out_dir": str(Path(out_dir).resolve()), "method": method, "checkpoint": checkpoint,
               "top_ratio": top_ratio, "store": store}
+    changed = SelectionConfig(**{**(selection or {}), "top_ratio": top_ratio}).changes()  # validates
+    params.update({k: v for k, v in changed.items() if k != "top_ratio"})
     if bind:
         params["bind"] = dict(bind)
     if library:
@@ -82,13 +87,14 @@ def make_watcher(folder: str, out_dir: str, quarantine: str, state_dir: str, met
                  checkpoint: str | None = None, top_ratio: float = 0.5, store: str = "default",
                  settle_s: float = 2.0, reconcile_s: float = 30.0, interval_s: float = 1.0,
                  max_attempts: int = 2, deployment: str = DEPLOYMENT, bind: dict[str, str] | None = None,
-                 library: Sequence[str] | None = None) -> FolderWatcher:
+                 library: Sequence[str] | None = None, selection: dict[str, Any] | None = None) -> FolderWatcher:
     """A library watcher whose trigger creates `deployment` runs and whose run states come from the server;
     `bind` and `library` are passed to every run (an unsupervised method is then fitted on the new video plus
-    the library, the cached fit reused while the refit policy allows)."""
+    the library, the cached fit reused while the refit policy allows), and so are the `selection` fields
+    (SelectionConfig's, e.g. {"target_s": 60.0}) besides `top_ratio`."""
     config = WatchConfig(folder=Path(folder).resolve(), state_dir=Path(state_dir), quarantine=Path(quarantine),
                          settle_s=settle_s, reconcile_s=reconcile_s, poll_s=interval_s, max_attempts=max_attempts)
-    params = run_parameters(out_dir, method, checkpoint, top_ratio, store, bind, library)
+    params = run_parameters(out_dir, method, checkpoint, top_ratio, store, bind, library, selection)
     return FolderWatcher(config, DeploymentTrigger(deployment, params), run_state=flow_run_state)
 
 
@@ -98,12 +104,12 @@ def watch_folder(folder: str, out_dir: str, quarantine: str, state_dir: str, met
                  settle_s: float = 2.0, reconcile_s: float = 30.0, interval_s: float = 1.0,
                  max_attempts: int = 2, once: bool = True, max_iterations: int | None = None,
                  drain_timeout_s: float = 600.0, deployment: str = DEPLOYMENT, bind: dict[str, str] | None = None,
-                 library: list[str] | None = None) -> dict[str, int]:
+                 library: list[str] | None = None, selection: dict[str, Any] | None = None) -> dict[str, int]:
     """A bounded watch as a flow run (e.g. on a schedule): `once` (scan, submit what settles, return) or
     `max_iterations` polls; returns the counters (submitted, duplicates, quarantined, ...).
     The unbounded service is `serve_watch` (a flow run that never ends is no use in the UI)."""
     watcher = make_watcher(folder, out_dir, quarantine, state_dir, method, checkpoint, top_ratio, store, settle_s,
-                           reconcile_s, interval_s, max_attempts, deployment, bind, library)
+                           reconcile_s, interval_s, max_attempts, deployment, bind, library, selection)
     logger = get_run_logger()
     logger.info("watching %s -> %s (quarantine %s, state %s)", folder, out_dir, quarantine, state_dir)
     if once:

@@ -7,7 +7,11 @@ stored relative to the folder of the JSON file.
 Schema "avhighlights/highlights/1":
     {"schema", "video": VideoInfo.to_json(), "method", "checkpoint", "selection": SelectionConfig fields,
      "scores": [{"start_s", "end_s", "score"}], "clips": [{"start_s", "end_s", "score", "rank", "path"}],
-     "reel", "created_utc", "tool_version"}
+     "reel", "created_utc", "tool_version", "warnings": [str]}
+"selection" also records, beside the settings, the rule used ("mode") and "threshold_score": the given or
+quantile threshold, else the lowest score the ranking picked (pipeline/select.py); "warnings" holds one
+line per problem with the scores or the selection (flat scores, nothing selected). Both are derived: they
+are ignored when read back.
 Edited clips may leave out "score" (recomputed from "scores"), "rank" (the smallest unused ranks are
 given in list order) and "path" (set by the next render).
 """
@@ -27,7 +31,7 @@ import numpy as np
 from avhighlights import __version__
 from avhighlights.atomic import write_json
 from avhighlights.errors import ConfigError
-from avhighlights.pipeline.select import SelectionConfig
+from avhighlights.pipeline.select import SelectionConfig, selection_report
 from avhighlights.pipeline.timebase import Spans, align
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
@@ -86,13 +90,15 @@ class HighlightsDoc:
         return sorted(self.clips, key=lambda c: (c.start_s, c.end_s, c.rank))
 
     def to_json(self) -> dict:
+        summary, warnings = selection_report(self.curve, self.video.duration_s, self.selection)
         return {
             "schema": SCHEMA, "video": self.video.to_json(), "method": self.method, "checkpoint": self.checkpoint,
-            "selection": dataclasses.asdict(self.selection),
+            "selection": {**dataclasses.asdict(self.selection), **summary},
             "scores": [{"start_s": float(a), "end_s": float(b), "score": float(s)}
                        for a, b, s in zip(self.curve.start_s, self.curve.end_s, self.curve.scores, strict=True)],
             "clips": [c.to_json() for c in sorted(self.clips, key=lambda c: c.rank)],
             "reel": self.reel, "created_utc": self.created_utc, "tool_version": self.tool_version,
+            "warnings": warnings,
         }
 
 
@@ -183,7 +189,7 @@ class _Reader:
     def selection(self, value: Any) -> SelectionConfig:
         raw = self.mapping(value, "selection")
         try:
-            return SelectionConfig(**raw)
+            return SelectionConfig.from_json(raw)
         except TypeError as exc:
             raise self.fail("selection", f"has unknown or missing fields ({exc})") from exc
         except ConfigError as exc:

@@ -21,7 +21,7 @@ from avhighlights.pipeline.progress import for_video, null_progress
 from avhighlights.pipeline.render import DEFAULT_FORMATS, EXPORTS, RenderReport, render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
-from avhighlights.pipeline.select import SelectionConfig, select_segments
+from avhighlights.pipeline.select import SelectionConfig, select_segments, selection_report
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 
@@ -51,6 +51,7 @@ class RunResult:
     selected_s: float
     n_clips: int = 0
     timings_s: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. scores too flat to rank (pipeline/select.py)
 
 
 def open_store(store: str | None):
@@ -135,4 +136,5 @@ def render_results(results_json: str | Path, out_dir: str | Path | None = None, 
 def _result(report: RenderReport) -> RunResult:
     selected_s = sum(c.duration_s for c in report.doc.clips)
     return RunResult(report.doc.video.path, report.out_dir, report.results_json, list(report.clip_paths),
-                     report.reel_path, selected_s, len(report.doc.clips), {"render_s": report.elapsed_s})
+                     report.reel_path, selected_s, len(report.doc.clips), {"render_s": report.elapsed_s},
+                     selection_report(report.doc.curve, report.doc.video.duration_s, report.doc.selection)[1])

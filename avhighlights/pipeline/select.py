@@ -2,15 +2,24 @@
 
 Rule (all times in seconds):
 
-1. Budget. Rank the curve's steps by score (higher first; ties: earlier step first). The budget is
-   the total length of the top `count = max(1, round_half_up(top_ratio * T))` steps, so the default
-   selects half of a video on the 1-s grid.
+1. Budget. Rank the curve's steps by score (higher first; ties: earlier step first). How much is
+   selected is decided by exactly one rule:
+   - `top_ratio` (the papers' default, 0.5): the budget is the total length of the top
+     `count = max(1, round_half_up(top_ratio * T))` steps, so the default selects half of a video.
+   - `target_s`: the budget is `target_s` seconds, INCLUDING min-clip extensions and `pad_s` margins, so
+     the final total never exceeds it (and is as close to it as whole steps and clips allow).
+   - `threshold` (absolute score) or `threshold_quantile` (q in [0, 1]: the threshold is the q-quantile,
+     linear interpolation, of this video's scores): only steps scoring >= the threshold can be picked;
+     without `target_s` every such step is picked, with `target_s` the best of them up to the target.
+   `target_s`, `threshold` and `threshold_quantile` replace `top_ratio` (it is then ignored);
+   `max_total_s` caps the result of any rule (step 6).
 2. Greedy fill. Walk the steps in rank order and add a step when the clips it would produce still fit
    the budget. Clips are runs of selected steps, joined across gaps <= `merge_gap_s`; a clip shorter
    than `min_clip_s` costs `min_clip_s`, because it is EXTENDED (never dropped) in step 3. A step that
    would overflow the budget is skipped in favour of the next-ranked one (skipped steps are retried,
    in rank order, until none fits); so the selection stays within one step of the budget instead of
-   growing with every short clip.
+   growing with every short clip. Under `top_ratio` the best step is always taken; under `target_s` a
+   step whose clip alone exceeds the target is never taken (the selection may then be empty).
 3. Short clips are extended symmetrically into their neighbours to `min_clip_s`; an extension that
    meets the start or end of the video continues on the other side; a video shorter than `min_clip_s`
    keeps the clip as is. Overlapping or touching clips are merged.
@@ -20,13 +29,26 @@ Rule (all times in seconds):
    kept) when the remaining time is at least `min_clip_s`, otherwise it is dropped; later clips that
    still fit whole are kept.
 7. Rank 1 = best score (ties: earlier clip first). Segments are returned in time order.
+
+Invariant (checked by tests/test_select_properties.py): clips are sorted, disjoint and inside
+[0, duration], each at least min(min_clip_s, duration) long; the total is <= `target_s` and <= `max_total_s`;
+every step the ranking picks scores >= the threshold used (`Selection.threshold_score`); every second of a
+clip lies within `max(min_clip_s, merge_gap_s / 2) + pad_s` of a picked step (what is not a picked step is
+a merge gap, a min-clip extension or a margin); without a cap, every picked step sits in a clip with
+`pad_s` of margin (less only at the video's edges) and picked steps <= `merge_gap_s` apart share a clip.
+
+Flat scores (`flat_scores_warning`): a curve whose range max - min is <= FLAT_RTOL (1e-6) times its
+magnitude max(|max|, |min|), or <= FLAT_ATOL (1e-12) near zero, cannot be ranked: 1e-6 is about eight
+float32 units in the last place (models compute in float32), so such differences are rounding noise. A
+silent video under `loudness` scores all zeros. The selection still runs (ties go to the earliest
+seconds), and the warning is shown by `score` and stored in highlights.json's `warnings`.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -35,6 +57,9 @@ from avhighlights.pipeline.timebase import Spans, align
 from avhighlights.pipeline.types import ScoreCurve, Segment
 
 EPS_S = 1e-6
+FLAT_RTOL = 1e-6  # a score range this small relative to the scores' magnitude is float32 rounding noise
+FLAT_ATOL = 1e-12  # the same for scores that are all (almost) zero
+DERIVED_KEYS = ("mode", "threshold_score")  # written beside the settings in highlights.json, not settings
 
 
 class ScoreCurveError(AVHighlightsError):
@@ -50,6 +75,9 @@ class SelectionConfig:
     pad_s: float = 0.0
     max_total_s: float | None = None
     merge_gap_s: float = 0.0
+    target_s: float | None = None  # best clips up to this total length (replaces top_ratio)
+    threshold: float | None = None  # absolute score threshold (replaces top_ratio)
+    threshold_quantile: float | None = None  # threshold = this quantile of the video's scores (replaces top_ratio)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.top_ratio <= 1.0:
@@ -57,32 +85,147 @@ class SelectionConfig:
         for name in ("min_clip_s", "pad_s", "merge_gap_s"):
             if not getattr(self, name) >= 0.0:
                 raise ConfigError(f"selection.{name} must be >= 0, got {getattr(self, name)}")
-        if self.max_total_s is not None and not self.max_total_s > 0.0:
-            raise ConfigError(f"selection.max_total_s must be > 0 or None, got {self.max_total_s}")
+        for name in ("max_total_s", "target_s"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0.0:
+                raise ConfigError(f"selection.{name} must be > 0 or None, got {getattr(self, name)}")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ConfigError(f"selection.threshold must be a finite score, got {self.threshold}")
+        if self.threshold_quantile is not None and not 0.0 <= self.threshold_quantile <= 1.0:
+            raise ConfigError(f"selection.threshold_quantile must be in [0, 1], got {self.threshold_quantile}")
+        if self.threshold is not None and self.threshold_quantile is not None:
+            raise ConfigError("selection: give either threshold (a score) or threshold_quantile, not both")
+
+    @property
+    def mode(self) -> str:
+        """Which rule decides how much is selected: "top_ratio", "target_s", "threshold" or "threshold+target_s"."""
+        by_threshold = self.threshold is not None or self.threshold_quantile is not None
+        if by_threshold:
+            return "threshold+target_s" if self.target_s is not None else "threshold"
+        return "target_s" if self.target_s is not None else "top_ratio"
+
+    def changes(self) -> dict:
+        """The fields that differ from the defaults (e.g. to pass them on without changing default requests)."""
+        default = SelectionConfig()
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) != getattr(default, f.name)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> SelectionConfig:
+        """The settings of a highlights.json `selection` object (derived keys such as `threshold_score` dropped)."""
+        return cls(**{k: v for k, v in data.items() if k not in DERIVED_KEYS})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of `select`: the segments, the steps the ranking picked and the threshold it reached."""
+
+    segments: list[Segment]
+    picked_steps: list[int]  # indices into the curve (sorted by time) that the ranking picked
+    threshold_score: float | None  # the given/quantile threshold; else the lowest picked score (None: none picked)
+    mode: str
+
+    def summary(self) -> dict:
+        return {"mode": self.mode, "threshold_score": self.threshold_score}
 
 
 def select_segments(curve: ScoreCurve, duration_s: float, config: SelectionConfig | None = None) -> list[Segment]:
     """Ranked highlight segments of `curve` for a video of `duration_s` (see the module docstring)."""
+    return select(curve, duration_s, config).segments
+
+
+def select(curve: ScoreCurve, duration_s: float, config: SelectionConfig | None = None) -> Selection:
+    """`select_segments` plus what the ranking picked and the threshold it used."""
     config = config or SelectionConfig()
     spans, scores = _checked_steps(curve, duration_s)
     min_clip_s = min(config.min_clip_s, duration_s)
     order = rank_order(scores, spans.start_s)
-    count = max(1, math.floor(config.top_ratio * len(scores) + 0.5))
-    budget_s = float(np.sum(spans.end_s[order[:count]] - spans.start_s[order[:count]]))
-    chosen = _greedy_fill(spans, order, budget_s, min_clip_s, config.merge_gap_s)
+    threshold = resolved_threshold(scores, config)
+    if threshold is not None:
+        order = order[scores[order] >= threshold]
+    budget_s = _budget_s(spans, order, config)
+    pad_cost_s = 2 * config.pad_s if config.target_s is not None else 0.0
+    book = _RunBook(spans, min_clip_s, config.merge_gap_s, pad_cost_s)
+    chosen = _greedy_fill(book, order, budget_s, force_first=config.target_s is None)
     clips = _runs(spans, chosen, config.merge_gap_s)
     clips = _merge([_extend(a, b, min_clip_s, duration_s) for a, b in clips])
     clips = _merge([(max(0.0, a - config.pad_s), min(duration_s, b + config.pad_s)) for a, b in clips])
     scored = [(a, b, _span_score(scores, spans, a, b)) for a, b in clips]
-    if config.max_total_s is not None:
-        trimmed = _limit_total(scored, config.max_total_s, min_clip_s)
+    cap_s = min((c for c in (config.max_total_s, config.target_s) if c is not None), default=None)
+    if cap_s is not None:
+        trimmed = _limit_total(scored, cap_s, min_clip_s)
         scored = [(a, b, _span_score(scores, spans, a, b)) for a, b, _ in trimmed]
-    return _ranked(scored)
+    if threshold is None and chosen:
+        threshold = float(np.min(scores[chosen]))
+    return Selection(_ranked(scored), chosen, threshold, config.mode)
+
+
+def resolved_threshold(scores: np.ndarray, config: SelectionConfig) -> float | None:
+    """The score threshold of `config` for these scores: the absolute one, the quantile's value, or None."""
+    if config.threshold is not None:
+        return float(config.threshold)
+    if config.threshold_quantile is not None:
+        return float(np.quantile(np.asarray(scores, dtype=np.float64), config.threshold_quantile))
+    return None
+
+
+def selection_report(curve: ScoreCurve, duration_s: float, config: SelectionConfig) -> tuple[dict, list[str]]:
+    """({"mode", "threshold_score"}, warnings) of the automatic selection of `curve`: the score warnings, plus one
+    when nothing is selected. The threshold is None when nothing is picked or the curve cannot be selected from
+    (e.g. a hand-made document without scores)."""
+    warnings = score_warnings(curve)
+    try:
+        result = select(curve, duration_s, config)
+    except ScoreCurveError:
+        return {"mode": config.mode, "threshold_score": None}, warnings
+    if not result.segments:
+        warnings.append(_nothing_selected(curve.scores, config, result.threshold_score))
+    return result.summary(), warnings
+
+
+def _nothing_selected(scores: np.ndarray, config: SelectionConfig, threshold: float | None) -> str:
+    if threshold is not None and not np.any(np.asarray(scores) >= threshold):
+        return (f"nothing selected: no second scores >= the threshold {threshold:.6g} (scores range "
+                f"{float(np.min(scores)):.6g} .. {float(np.max(scores)):.6g})")
+    if config.target_s is not None:
+        return (f"nothing selected: no clip fits target_s={config.target_s:g} (a clip takes at least "
+                f"min_clip_s + 2 * pad_s = {config.min_clip_s + 2 * config.pad_s:g} s)")
+    return "nothing selected"
+
+
+def flat_scores_warning(scores: np.ndarray, method: str = "") -> str | None:
+    """A one-line warning when `scores` are too flat to rank (criterion in the module docstring), else None."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    who = f"scores of method {method!r}" if method else "scores"
+    if finite.size == 0:
+        return f"{who}: no finite scores, nothing can be ranked"
+    spread = float(np.ptp(finite))
+    scale = float(max(abs(finite.max()), abs(finite.min())))
+    if spread > max(FLAT_RTOL * scale, FLAT_ATOL):
+        return None
+    return (f"{who} are flat (range {spread:.3g} around {float(np.mean(finite)):.6g} over {finite.size} steps): "
+            "the ranking is arbitrary and the clips are simply the earliest seconds; try another method")
+
+
+def score_warnings(curve: ScoreCurve) -> list[str]:
+    """Warnings about a score curve (one string each): today only `flat_scores_warning`."""
+    flat = flat_scores_warning(curve.scores, curve.method)
+    return [flat] if flat else []
 
 
 def rank_order(scores: np.ndarray, start_s: np.ndarray) -> np.ndarray:
     """Indices best first: higher score first, ties broken by earlier start."""
     return np.lexsort((np.asarray(start_s), -np.asarray(scores, dtype=np.float64)))
+
+
+def _budget_s(spans: Spans, order: np.ndarray, config: SelectionConfig) -> float:
+    """Seconds the greedy fill may spend (module docstring, step 1); `order` holds the eligible steps."""
+    if config.target_s is not None:
+        return float(config.target_s)
+    if config.threshold is not None or config.threshold_quantile is not None:
+        return math.inf
+    count = max(1, math.floor(config.top_ratio * len(spans.start_s) + 0.5))
+    return float(np.sum(spans.end_s[order[:count]] - spans.start_s[order[:count]]))
 
 
 def _checked_steps(curve: ScoreCurve, duration_s: float) -> tuple[Spans, np.ndarray]:
@@ -101,16 +244,17 @@ def _checked_steps(curve: ScoreCurve, duration_s: float) -> tuple[Spans, np.ndar
 
 
 class _RunBook:
-    """Selected steps grouped into runs (joined across gaps <= merge_gap_s), with their cost."""
+    """Selected steps grouped into runs (joined across gaps <= merge_gap_s), with their cost: the run's length,
+    at least `min_clip_s`, plus `pad_cost_s` (both margins, when they count against a target)."""
 
-    def __init__(self, spans: Spans, min_clip_s: float, merge_gap_s: float):
-        self.spans, self.min_clip_s, self.merge_gap_s = spans, min_clip_s, merge_gap_s
+    def __init__(self, spans: Spans, min_clip_s: float, merge_gap_s: float, pad_cost_s: float = 0.0):
+        self.spans, self.min_clip_s, self.merge_gap_s, self.pad_cost_s = spans, min_clip_s, merge_gap_s, pad_cost_s
         self.selected: list[int] = []  # sorted step indices
         self.run_end: dict[int, int] = {}  # first step of a run -> last step
         self.run_start: dict[int, int] = {}  # last step of a run -> first step
 
     def cost_s(self, first: int, last: int) -> float:
-        return max(self.spans.end_s[last] - self.spans.start_s[first], self.min_clip_s)
+        return max(self.spans.end_s[last] - self.spans.start_s[first], self.min_clip_s) + self.pad_cost_s
 
     def joins(self, left: int, right: int) -> bool:
         return self.spans.start_s[right] - self.spans.end_s[left] <= self.merge_gap_s + EPS_S
@@ -126,14 +270,24 @@ class _RunBook:
             right = (first, self.run_end[first])
         return left, right
 
+    def inside_run(self, step: int) -> bool:
+        """True when `step` lies between two selected steps of one run (joined across a merge gap)."""
+        pos = bisect.bisect_left(self.selected, step)
+        return pos > 0 and self.selected[pos - 1] not in self.run_start
+
     def delta_s(self, step: int) -> float:
         """How much the total selected length grows when `step` is added."""
+        if self.inside_run(step):
+            return 0.0
         left, right = self.neighbours(step)
         new_first, new_last = (left or (step, step))[0], (right or (step, step))[1]
         old = sum(self.cost_s(*run) for run in (left, right) if run)
         return self.cost_s(new_first, new_last) - old
 
     def add(self, step: int) -> None:
+        if self.inside_run(step):
+            bisect.insort(self.selected, step)
+            return
         left, right = self.neighbours(step)
         first, last = (left or (step, step))[0], (right or (step, step))[1]
         for run in (left, right):
@@ -144,16 +298,16 @@ class _RunBook:
         bisect.insort(self.selected, step)
 
 
-def _greedy_fill(spans: Spans, order: np.ndarray, budget_s: float, min_clip_s: float,
-                 merge_gap_s: float) -> list[int]:
+def _greedy_fill(book: _RunBook, order: np.ndarray, budget_s: float, force_first: bool) -> list[int]:
     """Add steps best first while they fit; passes over the skipped steps repeat until none fits,
-    because a step that was too expensive alone may later join two clips cheaply."""
-    book, total_s, pending = _RunBook(spans, min_clip_s, merge_gap_s), 0.0, order.tolist()
+    because a step that was too expensive alone may later join two clips cheaply. `force_first` takes the
+    best step even when it alone exceeds the budget."""
+    total_s, pending = 0.0, order.tolist()
     while pending and total_s < budget_s - EPS_S:
         skipped = []
         for step in pending:
             delta_s = book.delta_s(step)
-            if total_s + delta_s <= budget_s + EPS_S or not book.selected:
+            if total_s + delta_s <= budget_s + EPS_S or (force_first and not book.selected):
                 book.add(step)
                 total_s += delta_s
             else:
