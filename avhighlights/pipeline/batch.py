@@ -25,8 +25,9 @@ from avhighlights.atomic import write_json
 from avhighlights.errors import EXIT_PARTIAL_FAILURE, AVHighlightsError, ConfigError
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.fit import find_videos
+from avhighlights.pipeline.index_html import write_index
 from avhighlights.pipeline.probe import probe
-from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.progress import for_video, null_progress, report_count
 from avhighlights.pipeline.run import RenderOptions, RunResult, _score_and_write, open_store, video_out_dir
 from avhighlights.pipeline.score import ScorerSpec, prepare_scorer
 from avhighlights.pipeline.select import SelectionConfig
@@ -119,12 +120,15 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
     infos: dict[int, VideoInfo] = {}
     rows: dict[int, BatchRow] = {}
     for i, video in enumerate(videos):
+        report_count(progress, "probe", i, len(videos), "files")
         try:
-            infos[i] = probe(video)
+            with for_video(progress, video):
+                infos[i] = probe(video)
         except AVHighlightsError as exc:
             if single:
                 raise
             rows[i] = _failed(video, exc, 0.0)
+    report_count(progress, "probe", len(videos), len(videos), "files")
     scorer = prepare_scorer(spec, list(infos.values()), store, progress) if infos else None
     feature_store, out_root, taken = open_store(store), Path(out_dir), set()
     results: list[RunResult] = []
@@ -152,6 +156,7 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
             on_row(i + 1, len(videos), rows[i], eta_s)
     ordered = [rows[i] for i in range(len(videos))]
     summary = None if single else _write_summary(out_root, ordered)
+    write_index(out_root)  # OUT/index.html over every OUT/*/highlights.json
     return BatchReport(ordered, results, summary)
 
 
