@@ -84,3 +84,6 @@ class DatasetError(AVHighlightsError):
     """A dataset root, a dataset file or a bench result file is missing or malformed."""
 
     exit_code = 7
+
+
+EXIT_PARTIAL_FAILURE = 9  # a batch where some videos failed and the others were written
