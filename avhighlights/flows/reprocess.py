@@ -14,7 +14,7 @@
   every readable video of the batch plus `library` ($AVH_LIBRARY), through the fit cache of
   `pipeline/fit_cache.py`; every video is then scored with that one fit (named in the summary).
 - Task runner: threads by default; `dask_workers=N` starts a local Dask cluster of N processes
-  (scheduler and workers on 127.0.0.1; its dashboard only when `dask_dashboard` names an address),
+  (scheduler, workers and dashboard on 127.0.0.1; `dask_dashboard` moves the dashboard),
   `dask_address=tcp://host:8786` uses an existing one (prefect-dask).
 - Output: `<out_dir>/<relative path>/<stem>/` per video, `<out_dir>/reprocess-summary.json` and a
   table artifact (status, seconds, clips, metrics per video).
@@ -222,10 +222,12 @@ LOOPBACK = "127.0.0.1"
 
 
 def local_cluster_kwargs(n_workers: int, dashboard: str | None = None) -> dict[str, Any]:
-    """LocalCluster arguments: scheduler, nannies and workers listen on loopback only; the dashboard is off
-    unless `dashboard` names an address (e.g. "127.0.0.1:8787"; ":8787" would listen on every interface)."""
+    """LocalCluster arguments: scheduler, nannies and workers listen on loopback only, and so does the
+    scheduler's HTTP server (dashboard, health, metrics), on a free port unless `dashboard` names an address
+    such as "127.0.0.1:8787". (Dask's default ":8787" listens on every interface, and there is no switch to
+    turn that HTTP server off.) Workers serve no dashboard."""
     return {"n_workers": n_workers, "threads_per_worker": 1, "processes": True, "host": LOOPBACK,
-            "dashboard_address": dashboard, "worker_dashboard_address": None}
+            "dashboard_address": dashboard or f"{LOOPBACK}:0", "worker_dashboard_address": None}
 
 
 def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None,

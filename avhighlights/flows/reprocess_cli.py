@@ -47,7 +47,8 @@ def add_reprocess_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run on a local Dask cluster of N processes (listening on 127.0.0.1 only)")
     runner.add_argument("--dask-address", default=None, help="run on an existing Dask scheduler (tcp://host:8786)")
     runner.add_argument("--dask-dashboard", default=None, metavar="HOST:PORT",
-                        help="serve the local cluster's dashboard there, e.g. 127.0.0.1:8787 (default: none)")
+                        help="where the local cluster's dashboard listens, e.g. 127.0.0.1:8787 "
+                             "(default: 127.0.0.1 on a free port; the log prints its address)")
     _add_selection(parser)
     _add_render(parser)
     _add_progress(parser)

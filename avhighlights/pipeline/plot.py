@@ -1,4 +1,8 @@
-"""`scores.png`: the score curve over time with the selected clips shaded (matplotlib, Agg backend)."""
+"""`scores.png`: the score curve over time with the selected clips shaded (matplotlib, Agg backend).
+
+The figure is a plain `matplotlib.figure.Figure`, not a pyplot one: pyplot keeps global state (the list of
+open figures) that is not thread-safe, and `reprocess` draws the plots of many videos in parallel threads.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from avhighlights.atomic import atomic_path  # noqa: E402
 from avhighlights.pipeline.results import HighlightsDoc  # noqa: E402
@@ -16,13 +20,10 @@ from avhighlights.pipeline.results import HighlightsDoc  # noqa: E402
 
 def plot_scores(doc: HighlightsDoc, target: str | Path) -> Path:
     """Draw the step curve and shade each clip (labelled with its rank); written atomically as PNG."""
-    fig, ax = plt.subplots(figsize=(10, 3), dpi=100)
-    try:
-        _draw(ax, doc)
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format="png", bbox_inches="tight")
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(10, 3), dpi=100)
+    _draw(fig.subplots(), doc)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
     return Path(target)
 
 
