@@ -161,10 +161,15 @@ def test_the_local_dask_cluster_and_the_prefect_server_listen_on_loopback_only(p
     assert settings.runner.server.host in ("localhost", "127.0.0.1") and settings.server.api.host == "127.0.0.1"
 
 
-def test_reprocess_subcommand_continues_on_error_and_exits_9(prefect_server, dataset, tmp_path, capsys):
+def test_reprocess_subcommand_continues_on_error_and_exits_9(prefect_server, dataset, tmp_path, capsys,
+                                                             monkeypatch):
     """`avhighlights reprocess`: score's selection and writing options reach the flow; the bad video is a
     failure (file and one-line reason) in the summary, the others are written, and the exit code is 9."""
     from avhighlights.cli import main
+    from avhighlights.flows.prefect_env import PREFECT_DEFAULTS
+
+    for name, value in PREFECT_DEFAULTS.items():  # what the handler would set, undone after the test
+        monkeypatch.setenv(name, value)
     from avhighlights.flows.reprocess import SUMMARY_NAME
     from avhighlights.pipeline.results import read_results
 
@@ -204,3 +209,18 @@ def test_reprocess_module_exits_3_when_every_video_is_bad_media(prefect_server, 
     [summary] = [e for e in events if e["event"] == "summary"]
     assert sorted(e["video"] for e in results) == ["x.mp4", "y.mkv"] and all(e["status"] == "failed" for e in results)
     assert summary["failed"] == 2 and {f["exit_code"] for f in summary["failures"]} == {3}
+
+
+def test_prefect_defaults_fill_only_what_is_unset():
+    """The ephemeral server a command may start: no telemetry, a start-up timeout for loaded machines; the
+    user's own settings win."""
+    from avhighlights.flows.prefect_env import apply_prefect_defaults
+
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "true"}
+    applied = apply_prefect_defaults(env)
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
+    assert applied == {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"} == {
+        k: v for k, v in env.items() if k != "PREFECT_SERVER_ANALYTICS_ENABLED"}
+    fresh: dict[str, str] = {}
+    apply_prefect_defaults(fresh)
+    assert fresh["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"

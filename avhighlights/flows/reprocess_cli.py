@@ -64,6 +64,9 @@ def build_reprocess(sub: argparse._SubParsersAction) -> None:
 
 def reprocess_main(args: argparse.Namespace) -> int:
     """Run the flow, report each video and the summary, and return the batch's exit code."""
+    from avhighlights.flows.prefect_env import apply_prefect_defaults
+
+    apply_prefect_defaults()
     from avhighlights.cli import _render_options, _selection_from
     from avhighlights.flows.reprocess import SUMMARY_NAME, batch_exit_code, reprocess_dataset
     from avhighlights.overrides import parse_pairs
