@@ -29,6 +29,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,9 +205,14 @@ def _failed_row(video: str, rel: str, state) -> dict[str, Any]:
             "exit_code": exit_code}
 
 
+VideoDone = Callable[[dict[str, Any], int, int], None]  # (row, videos finished, videos in the batch)
+
+
 @flow(name="reprocess-batch")
-def reprocess_batch(videos: list[tuple[str, str]], config: BatchConfig) -> list[dict[str, Any]]:
-    """Fan out one task per video on this flow's task runner; failures become rows."""
+def reprocess_batch(videos: list[tuple[str, str]], config: BatchConfig,
+                    on_video: VideoDone | None = None) -> list[dict[str, Any]]:
+    """Fan out one task per video on this flow's task runner; failures become rows. `on_video` is called in
+    the flow's process with each row, in submission order (a progress bar; it is not sent to the server)."""
     timeout_s = Timeouts.from_env().extract
     futures = process_video.with_options(timeout_seconds=timeout_s).map(
         [v for v, _ in videos], [r for _, r in videos], config=unmapped(config))
@@ -215,6 +221,8 @@ def reprocess_batch(videos: list[tuple[str, str]], config: BatchConfig) -> list[
         future.wait()
         state = future.state
         rows.append(future.result() if state.is_completed() else _failed_row(video, rel, state))
+        if on_video is not None:
+            on_video(rows[-1], len(rows), len(videos))
     return rows
 
 
@@ -273,7 +281,7 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
                       bind: dict[str, str] | None = None, library: list[str] | None = None,
                       fit_seed: int = 0, method_overrides: dict[str, Any] | None = None,
                       selection: dict[str, Any] | None = None, write_clips: bool = True, write_reel: bool = True,
-                      dask_dashboard: str | None = None) -> dict[str, Any]:
+                      dask_dashboard: str | None = None, on_video: VideoDone | None = None) -> dict[str, Any]:
     """Score every video of `source` (folder or manifest); returns the summary also written to
     `<out_dir>/reprocess-summary.json`. `selection` (the fields of a SelectionConfig, as the CLI builds it)
     replaces `top_ratio` ... `max_total_s` when given."""
@@ -292,7 +300,7 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
     config = BatchConfig(out_dir, resolve_store(store), method, fit["checkpoint"] if fit else checkpoint, selection,
                          stream_copy, evaluate, dict(bind or {}), write_clips=write_clips, write_reel=write_reel)
     runner = make_task_runner(dask_address, dask_workers, max_workers, dask_dashboard)
-    rows = reprocess_batch.with_options(task_runner=runner)(videos, config)
+    rows = reprocess_batch.with_options(task_runner=runner)(videos, config, on_video)
     summary = {"source": str(source), "method": method, "checkpoint": config.checkpoint,
                "fit": fit and fit["fit"], **summarize(rows)}
     write_json(Path(out_dir) / SUMMARY_NAME, summary)

@@ -80,14 +80,22 @@ def reprocess_main(args: argparse.Namespace) -> int:
                                 max_workers=args.max_workers, bind=parse_pairs(args.bind, "--bind"),
                                 library=args.library, selection=asdict(_selection_from(args)),
                                 write_clips=render.write_clips, write_reel=render.write_reel,
-                                dask_dashboard=args.dask_dashboard)
+                                dask_dashboard=args.dask_dashboard, on_video=_video_progress(progress))
+    progress.close()
     _report(summary, progress, f"{args.out}/{SUMMARY_NAME}")
     return batch_exit_code(summary)
 
 
-def _report(summary: dict, progress, summary_path: str) -> None:
-    for row in summary["videos"]:
+def _video_progress(progress):
+    """A `videos` bar (or one `result` event per video with --progress json)."""
+    def on_video(row: dict, finished: int, total: int) -> None:
         progress.event("result", **row)
+        progress("videos", finished / total)
+
+    return on_video
+
+
+def _report(summary: dict, progress, summary_path: str) -> None:
     counts = {k: summary[k] for k in ("n_videos", "done", "skipped", "failed")}
     progress.event("summary", **counts, failures=summary["failures"], summary_json=summary_path)
     if progress.mode != "json":
