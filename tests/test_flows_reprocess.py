@@ -188,6 +188,11 @@ def test_reprocess_subcommand_continues_on_error_and_exits_9(prefect_server, dat
         assert not (out / name / "reel.mp4").exists() and any((out / name).glob("clip_*.mp4"))
     captured = capsys.readouterr()
     assert f"failed: {failure['error']}" in captured.err and json.loads(captured.out)["failed"] == 1
+    again = ["reprocess", str(dataset), "--out", str(out), "--store", str(tmp_path / "store"), "--top-ratio", "0.3",
+             "--max-total-s", "4", "--pad-s", "0.5", "--stream-copy", "--progress", "none"]
+    assert main(again) == 9 and json.loads(capsys.readouterr().out)["done"] == 2  # the reel is asked for now
+    assert (out / "a" / "reel.mp4").is_file() and main([*again, "--no-reel"]) == 9
+    assert json.loads(capsys.readouterr().out)["skipped"] == 2  # with or without a reel on disk: finished
 
 
 def test_reprocess_module_exits_3_when_every_video_is_bad_media(prefect_server, tmp_path):

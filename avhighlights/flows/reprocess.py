@@ -49,6 +49,7 @@ from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.probe import content_sha256, probe
 from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.render import REEL_STEM
 from avhighlights.pipeline.results import HighlightsDoc, ResultsError, read_results
 from avhighlights.pipeline.run import RenderOptions, open_store, write_outputs
 from avhighlights.pipeline.score import build_sample, fits_on_the_fly, prepare_scorer, score_sample, scorer_extractors
@@ -113,16 +114,18 @@ def video_out_dir(config: BatchConfig, rel: str) -> Path:
 
 
 def finished_doc(results_json: Path, sha256: str, config: BatchConfig) -> HighlightsDoc | None:
-    """The existing results when they are complete and match this content and configuration."""
+    """The existing results when they match this content and configuration and the clips and reel asked for
+    are on disk (a run with --no-clips/--no-reel is finished by a later one without them)."""
     try:
         doc = read_results(results_json)
     except ResultsError:
         return None
     same_scorer = doc.checkpoint == config.checkpoint and (config.checkpoint is not None or doc.method == config.method)
     same = same_scorer and doc.video.sha256 == sha256 and asdict(doc.selection) == config.selection
-    clips_there = not config.write_clips or all(c.path and (results_json.parent / c.path).is_file()
-                                                for c in doc.clips)
-    return doc if same and clips_there else None
+    folder = results_json.parent
+    clips_there = not config.write_clips or all(c.path and (folder / c.path).is_file() for c in doc.clips)
+    reel_there = not (config.write_reel and doc.clips) or any(folder.glob(f"{REEL_STEM}.*"))
+    return doc if same and clips_there and reel_there else None
 
 
 @functools.lru_cache(maxsize=4)
