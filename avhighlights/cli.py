@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from avhighlights import __version__
 from avhighlights.errors import AVHighlightsError
 from avhighlights.fit_cli import add_score_fit_arguments, build_fit, score_spec_options
+from avhighlights.flows.reprocess_cli import build_reprocess
 from avhighlights.flows.serve import build_serve
 from avhighlights.flows.watch_cli import build_watch
 from avhighlights.pca_cli import build_pca_subcommand
@@ -312,7 +313,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 _SUBCOMMAND_BUILDERS = [
     _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo, build_fit,
-    build_watch, build_pca_subcommand, build_serve, build_merge_subcommand, build_weights,
+    build_watch, build_pca_subcommand, build_serve, build_merge_subcommand, build_weights, build_reprocess,
 ]
 
 

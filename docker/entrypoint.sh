@@ -12,6 +12,8 @@ POOL="${AVH_WORK_POOL:-avhighlights-process}"
 APP_DIR="${AVH_APP_DIR:-/app}"
 PYTHON="${AVH_PYTHON:-python}"
 export PREFECT_CLI_PROMPT=false
+# the worker's health endpoint (--with-healthcheck) listens on every interface unless told otherwise
+export PREFECT_WORKER_WEBSERVER_HOST="${PREFECT_WORKER_WEBSERVER_HOST:-127.0.0.1}"
 
 wait_for_server() {
   : "${PREFECT_API_URL:?set PREFECT_API_URL, e.g. http://prefect-server:4200/api}"

@@ -69,13 +69,52 @@ def test_prefect_server_uses_postgres(compose):
     server, postgres = compose["services"]["prefect-server"], compose["services"]["postgres"]
     command = " ".join(server["command"])
     assert "prefect server start" in command and "--host 0.0.0.0" in command
-    url = urlparse(_env(server)["PREFECT_API_DATABASE_CONNECTION_URL"])
+    url = urlparse(re.sub(r"\$\{[^}]*\}", "PASSWORD", _env(server)["PREFECT_API_DATABASE_CONNECTION_URL"]))
     pg_env = _env(postgres)
     assert url.scheme == "postgresql+asyncpg"
     assert url.hostname == "postgres" and url.port == 5432
     assert url.username == pg_env["POSTGRES_USER"] and url.path == "/" + pg_env["POSTGRES_DB"]
-    assert "${POSTGRES_PASSWORD:-" in pg_env["POSTGRES_PASSWORD"]
     assert server["image"].startswith("prefecthq/prefect:3.8.8-python3.11")
+
+
+REQUIRED_PASSWORD = "${POSTGRES_PASSWORD:?"
+
+
+def _published_ports(service: dict) -> list[str]:
+    """Every `ports` entry as text: "HOST_IP:HOST:CONTAINER" short syntax, or the long syntax's host_ip:published."""
+    ports = []
+    for item in service.get("ports", []):
+        if isinstance(item, dict):
+            ports.append(f"{item.get('host_ip', '')}:{item.get('published', '')}:{item.get('target', '')}")
+        else:
+            ports.append(str(item))
+    return ports
+
+
+def test_published_ports_are_on_loopback_and_the_password_has_no_default(compose):
+    """#16 item 5: nothing is published on every interface, and no service falls back to a known password."""
+    published = {name: _published_ports(svc) for name, svc in compose["services"].items()}
+    assert published["prefect-server"], "the Prefect UI/API should be published (on loopback)"
+    for name, ports in published.items():
+        for port in ports:
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond this host"
+    for name, service in compose["services"].items():
+        for variable, value in _env(service).items():
+            assert "${POSTGRES_PASSWORD:-" not in str(value), f"{name}: {variable} defaults the password"
+            assert "${POSTGRES_PASSWORD-" not in str(value), f"{name}: {variable} defaults the password"
+    assert _env(compose["services"]["postgres"])["POSTGRES_PASSWORD"].startswith(REQUIRED_PASSWORD)
+    database_url = _env(compose["services"]["prefect-server"])["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert f":{REQUIRED_PASSWORD}" in database_url and "prefect:prefect@" not in database_url
+
+
+def test_the_worker_health_endpoint_listens_on_loopback(compose):
+    """`prefect worker start --with-healthcheck` binds 0.0.0.0:8080 by default; the entrypoint defaults it to
+    loopback (where the healthcheck asks), and an explicit setting still wins."""
+    show = ("python3", "-c", "import os; print(os.environ['PREFECT_WORKER_WEBSERVER_HOST'])")
+    assert _entrypoint(*show).stdout.strip() == "127.0.0.1"
+    assert _entrypoint(*show, PREFECT_WORKER_WEBSERVER_HOST="10.0.0.5").stdout.strip() == "10.0.0.5"
+    for name in ("worker", "worker-gpu"):
+        assert "http://127.0.0.1:8080/health" in " ".join(compose["services"][name]["healthcheck"]["test"])
 
 
 def test_clients_point_at_the_server_and_the_pool_matches_prefect_yaml(compose):
@@ -203,7 +242,12 @@ def test_docker_compose_config_validates_when_available(tmp_path):
     command = _compose_command(tmp_path)
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed; validated structurally above")
-    done = subprocess.run([*command, "config"], capture_output=True, text=True, timeout=120)
+    without = subprocess.run([*command, "config"], capture_output=True, text=True, timeout=120,
+                             env={k: v for k, v in os.environ.items() if k != "POSTGRES_PASSWORD"}, cwd=tmp_path)
+    if not (DOCKER / ".env").exists():  # a developer's docker/.env would supply it
+        assert without.returncode != 0 and "POSTGRES_PASSWORD" in without.stderr  # required, no default
+    done = subprocess.run([*command, "config"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "POSTGRES_PASSWORD": "from-the-test"})
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
     assert REQUIRED_SERVICES <= set(resolved["services"])

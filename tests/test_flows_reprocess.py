@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -121,3 +122,110 @@ def test_feature_store_on_s3_through_the_flow(prefect_server, synthetic_video, t
     finally:
         s3fs.S3FileSystem.clear_instance_cache()
         server.stop()
+
+
+def _listening_sockets(psutil) -> list[tuple[int, str, int]]:
+    """(pid, ip, port) of every listening inet socket of this process and its children (Dask nannies and
+    workers, the Prefect test server)."""
+    me = psutil.Process()
+    found = []
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            connections = process.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        found += [(process.pid, c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN]
+    return found
+
+
+def test_the_local_dask_cluster_and_the_prefect_server_listen_on_loopback_only(prefect_server):
+    """#16 item 5: `--dask-workers 1` used to serve the Dask dashboard on 0.0.0.0:8787 while its link said
+    127.0.0.1. The cluster is started
+    exactly as reprocess starts it (its DaskTaskRunner entered); every listening socket of this process tree
+    (scheduler, nanny, worker, and the Prefect server subprocess) must be on 127.0.0.1."""
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("prefect_dask")
+    from prefect.settings import get_current_settings
+
+    from avhighlights.flows.reprocess import make_task_runner
+
+    before = _listening_sockets(psutil)
+    assert before, "the Prefect test server should be listening"
+    with make_task_runner(dask_workers=1) as runner:
+        link = urlparse(runner.client.dashboard_link)  # starts the cluster on first use
+        assert link.hostname == "127.0.0.1" and link.port != 8787  # a free port: concurrent runs do not collide
+        during = _listening_sockets(psutil)
+    assert len(during) >= len(before) + 3  # scheduler, nanny and worker
+    assert [s for s in during if s[1] != "127.0.0.1"] == []
+    settings = get_current_settings()  # what `serve` (runner webserver) and an ephemeral server would bind
+    assert settings.runner.server.host in ("localhost", "127.0.0.1") and settings.server.api.host == "127.0.0.1"
+
+
+def test_reprocess_subcommand_continues_on_error_and_exits_9(prefect_server, dataset, tmp_path, capsys,
+                                                             monkeypatch):
+    """`avhighlights reprocess`: score's selection and writing options reach the flow; the bad video is a
+    failure (file and one-line reason) in the summary, the others are written, and the exit code is 9."""
+    from avhighlights.cli import main
+    from avhighlights.flows.prefect_env import PREFECT_DEFAULTS
+
+    for name, value in PREFECT_DEFAULTS.items():  # what the handler would set, undone after the test
+        monkeypatch.setenv(name, value)
+    from avhighlights.flows.reprocess import SUMMARY_NAME
+    from avhighlights.pipeline.results import read_results
+
+    out = tmp_path / "out"
+    code = main(["reprocess", str(dataset), "--out", str(out), "--store", str(tmp_path / "store"), "--top-ratio",
+                 "0.3", "--max-total-s", "4", "--pad-s", "0.5", "--no-reel", "--stream-copy", "--progress", "none"])
+    assert code == 9
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert (summary["done"], summary["failed"]) == (2, 1)
+    [failure] = summary["failures"]
+    assert failure["video"] == "broken.mp4" and failure["file"] == str(dataset / "broken.mp4")
+    assert failure["exit_code"] == 3 and "broken.mp4" in failure["error"] and "\n" not in failure["error"]
+    for name in ("a", "sub/b"):
+        doc = read_results(out / name / "highlights.json")
+        assert (doc.selection.top_ratio, doc.selection.max_total_s, doc.selection.pad_s) == (0.3, 4.0, 0.5)
+        assert not (out / name / "reel.mp4").exists() and any((out / name).glob("clip_*.mp4"))
+    captured = capsys.readouterr()
+    assert f"failed: {failure['error']}" in captured.err and json.loads(captured.out)["failed"] == 1
+    again = ["reprocess", str(dataset), "--out", str(out), "--store", str(tmp_path / "store"), "--top-ratio", "0.3",
+             "--max-total-s", "4", "--pad-s", "0.5", "--stream-copy", "--progress", "none"]
+    assert main(again) == 9 and json.loads(capsys.readouterr().out)["done"] == 2  # the reel is asked for now
+    assert (out / "a" / "reel.mp4").is_file() and main([*again, "--no-reel"]) == 9
+    assert json.loads(capsys.readouterr().out)["skipped"] == 2  # with or without a reel on disk: finished
+
+
+def test_reprocess_module_exits_3_when_every_video_is_bad_media(prefect_server, tmp_path):
+    """`python -m avhighlights.flows.reprocess` still works (same options); all videos bad media -> exit 3,
+    with one JSON `result` event per video and a `summary` event on stderr in --progress json."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "bad"
+    root.mkdir()
+    (root / "x.mp4").write_bytes(b"not a video at all")
+    (root / "y.mkv").write_bytes(b"\x1a\x45\xdf\xa3 truncated")
+    done = subprocess.run([sys.executable, "-m", "avhighlights.flows.reprocess", str(root), "--out",
+                           str(tmp_path / "out"), "--store", str(tmp_path / "store"), "--no-clips", "--progress",
+                           "json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3, done.stderr[-2000:]
+    events = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{\"event\"")]
+    results = [e for e in events if e["event"] == "result"]
+    [summary] = [e for e in events if e["event"] == "summary"]
+    assert sorted(e["video"] for e in results) == ["x.mp4", "y.mkv"] and all(e["status"] == "failed" for e in results)
+    assert summary["failed"] == 2 and {f["exit_code"] for f in summary["failures"]} == {3}
+
+
+def test_prefect_defaults_fill_only_what_is_unset():
+    """The ephemeral server a command may start: no telemetry, a start-up timeout for loaded machines; the
+    user's own settings win."""
+    from avhighlights.flows.prefect_env import apply_prefect_defaults
+
+    env = {"PREFECT_SERVER_ANALYTICS_ENABLED": "true"}
+    applied = apply_prefect_defaults(env)
+    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
+    assert applied == {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90"} == {
+        k: v for k, v in env.items() if k != "PREFECT_SERVER_ANALYTICS_ENABLED"}
+    fresh: dict[str, str] = {}
+    apply_prefect_defaults(fresh)
+    assert fresh["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"

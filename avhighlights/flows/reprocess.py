@@ -5,19 +5,21 @@
   `{"videos": [...]}`).
 - Resumable: features come from the feature store, and a video whose `highlights.json` already
   matches its content hash, method, checkpoint and selection (with its clips on disk) is skipped.
-- One bad video never fails the batch: each video is one task; its failure becomes a `failed` row
-  (typed errors at once, transient ones after retries with backoff).
+- One bad video never fails the batch: each video is one task; its failure becomes a `failed` row and
+  an entry of the summary's `failures` list (file and one-line reason; typed errors at once, transient
+  ones after retries with backoff). `batch_exit_code` maps the summary to the CLI's exit code.
 - Evaluation: when `<stem>.labels.json`/`.labels.csv` sits next to a video (the folder layout of
   `pipeline/evaluation/folder_data.py`) the per-video DAViHD metrics are computed from its scores.
 - Unsupervised methods without a checkpoint (`recurrence`, `rasl`) are fitted once, before the fan-out, on
   every readable video of the batch plus `library` ($AVH_LIBRARY), through the fit cache of
   `pipeline/fit_cache.py`; every video is then scored with that one fit (named in the summary).
-- Task runner: threads by default; `dask_workers=N` starts a local Dask cluster of N processes,
+- Task runner: threads by default; `dask_workers=N` starts a local Dask cluster of N processes
+  (scheduler, workers and dashboard on 127.0.0.1; `dask_dashboard` moves the dashboard),
   `dask_address=tcp://host:8786` uses an existing one (prefect-dask).
 - Output: `<out_dir>/<relative path>/<stem>/` per video, `<out_dir>/reprocess-summary.json` and a
   table artifact (status, seconds, clips, metrics per video).
 
-    python -m avhighlights.flows.reprocess DATASET_DIR --out out/ [--dask-workers 2]
+    avhighlights reprocess DATASET_DIR --out out/ [--dask-workers 2]     # or python -m avhighlights.flows.reprocess
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,16 +40,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from avhighlights.atomic import write_json
-from avhighlights.errors import DatasetError, MediaError
+from avhighlights.errors import EXIT_PARTIAL_FAILURE, AVHighlightsError, DatasetError, MediaError
 from avhighlights.flows.artifacts import publish_batch_table
 from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
 from avhighlights.flows.extract_and_score import TASK_OPTIONS, fit_on, resolve_store, scorer_spec
-from avhighlights.overrides import parse_pairs
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES, FolderDataset, read_labels
 from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.probe import content_sha256, probe
 from avhighlights.pipeline.progress import null_progress
+from avhighlights.pipeline.render import REEL_STEM
 from avhighlights.pipeline.results import HighlightsDoc, ResultsError, read_results
 from avhighlights.pipeline.run import RenderOptions, open_store, write_outputs
 from avhighlights.pipeline.score import build_sample, fits_on_the_fly, prepare_scorer, score_sample, scorer_extractors
@@ -69,6 +72,8 @@ class BatchConfig:
     stream_copy: bool = False
     evaluate: bool = True
     bind: dict[str, str] = field(default_factory=dict)  # role -> extractor
+    write_clips: bool = True
+    write_reel: bool = True
 
 
 def _read_manifest(path: Path) -> list[Path]:
@@ -109,15 +114,18 @@ def video_out_dir(config: BatchConfig, rel: str) -> Path:
 
 
 def finished_doc(results_json: Path, sha256: str, config: BatchConfig) -> HighlightsDoc | None:
-    """The existing results when they are complete and match this content and configuration."""
+    """The existing results when they match this content and configuration and the clips and reel asked for
+    are on disk (a run with --no-clips/--no-reel is finished by a later one without them)."""
     try:
         doc = read_results(results_json)
     except ResultsError:
         return None
     same_scorer = doc.checkpoint == config.checkpoint and (config.checkpoint is not None or doc.method == config.method)
     same = same_scorer and doc.video.sha256 == sha256 and asdict(doc.selection) == config.selection
-    clips_there = all(c.path and (results_json.parent / c.path).is_file() for c in doc.clips)
-    return doc if same and clips_there else None
+    folder = results_json.parent
+    clips_there = not config.write_clips or all(c.path and (folder / c.path).is_file() for c in doc.clips)
+    reel_there = not (config.write_reel and doc.clips) or any(folder.glob(f"{REEL_STEM}.*"))
+    return doc if same and clips_there and reel_there else None
 
 
 @functools.lru_cache(maxsize=4)
@@ -161,8 +169,9 @@ def _score_and_write(video: Path, target: Path, config: BatchConfig) -> tuple[Hi
     curve = score_sample(scorer, info, build_sample(info, by_role))
     selection = SelectionConfig(**config.selection)
     segments = select_segments(curve, info.duration_s, selection)
-    result = write_outputs(info, curve, segments, selection, target, RenderOptions(stream_copy=config.stream_copy),
-                           null_progress)
+    render = RenderOptions(stream_copy=config.stream_copy, write_reel=config.write_reel,
+                           write_clips=config.write_clips)
+    result = write_outputs(info, curve, segments, selection, target, render, null_progress)
     return read_results(result.results_json), stats.misses
 
 
@@ -185,37 +194,62 @@ def process_video(video: str, rel: str, config: BatchConfig) -> dict[str, Any]:
     return row
 
 
-def _failed_row(rel: str, state) -> dict[str, Any]:
+def _failed_row(video: str, rel: str, state) -> dict[str, Any]:
+    """The row of a video whose task failed: its file, a one-line reason and the exit code of that error."""
     try:
         state.result()
-        message = state.message or state.name
+        message, error_type, exit_code = state.message or state.name, "Failed", 1
     except BaseException as exc:  # noqa: BLE001 - the failure of one video is reported, not raised
-        message = f"{type(exc).__name__}: {exc}"
-    return {"video": rel, "status": "failed", "error": message}
+        typed = isinstance(exc, AVHighlightsError)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        message = text if typed and text else f"{type(exc).__name__}: {text}".rstrip(": ")
+        error_type, exit_code = type(exc).__name__, exc.exit_code if typed else 1
+    return {"video": rel, "status": "failed", "file": video, "error": message, "error_type": error_type,
+            "exit_code": exit_code}
+
+
+VideoDone = Callable[[dict[str, Any], int, int], None]  # (row, videos finished, videos in the batch)
 
 
 @flow(name="reprocess-batch")
-def reprocess_batch(videos: list[tuple[str, str]], config: BatchConfig) -> list[dict[str, Any]]:
-    """Fan out one task per video on this flow's task runner; failures become rows."""
+def reprocess_batch(videos: list[tuple[str, str]], config: BatchConfig,
+                    on_video: VideoDone | None = None) -> list[dict[str, Any]]:
+    """Fan out one task per video on this flow's task runner; failures become rows. `on_video` is called in
+    the flow's process with each row, in submission order (a progress bar; it is not sent to the server)."""
     timeout_s = Timeouts.from_env().extract
     futures = process_video.with_options(timeout_seconds=timeout_s).map(
         [v for v, _ in videos], [r for _, r in videos], config=unmapped(config))
     rows = []
-    for (_, rel), future in zip(videos, futures, strict=True):
+    for (video, rel), future in zip(videos, futures, strict=True):
         future.wait()
         state = future.state
-        rows.append(future.result() if state.is_completed() else _failed_row(rel, state))
+        rows.append(future.result() if state.is_completed() else _failed_row(video, rel, state))
+        if on_video is not None:
+            on_video(rows[-1], len(rows), len(videos))
     return rows
 
 
-def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None):
+LOOPBACK = "127.0.0.1"
+
+
+def local_cluster_kwargs(n_workers: int, dashboard: str | None = None) -> dict[str, Any]:
+    """LocalCluster arguments: scheduler, nannies and workers listen on loopback only, and so does the
+    scheduler's HTTP server (dashboard, health, metrics), on a free port unless `dashboard` names an address
+    such as "127.0.0.1:8787". (Dask's default ":8787" listens on every interface, and there is no switch to
+    turn that HTTP server off.) Workers serve no dashboard."""
+    return {"n_workers": n_workers, "threads_per_worker": 1, "processes": True, "host": LOOPBACK,
+            "dashboard_address": dashboard or f"{LOOPBACK}:0", "worker_dashboard_address": None}
+
+
+def make_task_runner(dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None,
+                     dask_dashboard: str | None = None):
     """ThreadPool by default; a Dask cluster (existing at `dask_address`, or local with N processes)."""
     if dask_address or dask_workers:
         from prefect_dask import DaskTaskRunner
 
         if dask_address:
             return DaskTaskRunner(address=dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True})
+        return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(dask_workers, dask_dashboard))
     return ThreadPoolTaskRunner(max_workers=max_workers)
 
 
@@ -224,7 +258,21 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     metric_names = sorted({k for r in rows for k in r} & {"f1_top50", "map50", "map15", "rho", "tau"})
     means = {m: float(np.nanmean([r.get(m, np.nan) for r in rows])) for m in metric_names
              if any(np.isfinite(r.get(m, np.nan)) for r in rows)}
-    return {"n_videos": len(rows), **counts, "mean_metrics": means, "videos": rows}
+    failures = [{"video": r["video"], "file": r["file"], "error": r["error"], "exit_code": r["exit_code"]}
+                for r in rows if r["status"] == "failed"]
+    return {"n_videos": len(rows), **counts, "mean_metrics": means, "failures": failures, "videos": rows}
+
+
+def batch_exit_code(summary: dict[str, Any]) -> int:
+    """0 when nothing failed; EXIT_PARTIAL_FAILURE (9) when some videos failed and the others were written;
+    when every video failed, the exit code their errors share (3 = all bad media), else 1."""
+    failures = summary["failures"]
+    if not failures:
+        return 0
+    if len(failures) < summary["n_videos"]:
+        return EXIT_PARTIAL_FAILURE
+    codes = {f["exit_code"] for f in failures}
+    return codes.pop() if len(codes) == 1 else 1
 
 
 @flow(name="reprocess-dataset", log_prints=True)
@@ -236,11 +284,16 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
                       bind: dict[str, str] | None = None, library: list[str] | None = None,
                       fit_seed: int = 0, method_overrides: dict[str, Any] | None = None,
                       target_s: float | None = None, threshold: float | None = None,
-                      threshold_quantile: float | None = None) -> dict[str, Any]:
+                      threshold_quantile: float | None = None,
+                      selection: dict[str, Any] | None = None, write_clips: bool = True, write_reel: bool = True,
+                      dask_dashboard: str | None = None, on_video: VideoDone | None = None) -> dict[str, Any]:
     """Score every video of `source` (folder or manifest); returns the summary also written to
-    `<out_dir>/reprocess-summary.json`. Selection parameters as in `avhighlights score` (pipeline/select.py)."""
-    selection = asdict(SelectionConfig(top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s, target_s=target_s,
-                                       threshold=threshold, threshold_quantile=threshold_quantile))
+    `<out_dir>/reprocess-summary.json`. Selection parameters as in `avhighlights score` (pipeline/select.py);
+    `selection` (the fields of a SelectionConfig, as the CLI builds it) replaces them when given."""
+    chosen = SelectionConfig(**selection) if selection else SelectionConfig(
+        top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s, target_s=target_s, threshold=threshold,
+        threshold_quantile=threshold_quantile)
+    selection = asdict(chosen)
     scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
                "method_overrides": method_overrides}
     spec = scorer_spec(**scoring)
@@ -251,9 +304,9 @@ def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str =
         fit_once = fit_batch_task.with_options(timeout_seconds=Timeouts.from_env().fit)
         fit = fit_once([v for v, _ in videos], scoring, resolve_store(store))
     config = BatchConfig(out_dir, resolve_store(store), method, fit["checkpoint"] if fit else checkpoint, selection,
-                         stream_copy, evaluate, dict(bind or {}))
-    runner = make_task_runner(dask_address, dask_workers, max_workers)
-    rows = reprocess_batch.with_options(task_runner=runner)(videos, config)
+                         stream_copy, evaluate, dict(bind or {}), write_clips=write_clips, write_reel=write_reel)
+    runner = make_task_runner(dask_address, dask_workers, max_workers, dask_dashboard)
+    rows = reprocess_batch.with_options(task_runner=runner)(videos, config, on_video)
     summary = {"source": str(source), "method": method, "checkpoint": config.checkpoint,
                "fit": fit and fit["fit"], **summarize(rows)}
     write_json(Path(out_dir) / SUMMARY_NAME, summary)
@@ -269,31 +322,10 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
+    """`python -m avhighlights.flows.reprocess`: the options and exit codes of `avhighlights reprocess`."""
+    from avhighlights.flows.reprocess_cli import standalone_main
 
-    p = argparse.ArgumentParser(prog="python -m avhighlights.flows.reprocess", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="a folder of videos or a manifest (.txt/.json)")
-    p.add_argument("--out", default="reprocess_out")
-    p.add_argument("--method", default="loudness")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--store", default="default", help="feature store folder or fsspec URL (default: user cache)")
-    p.add_argument("--stream-copy", action="store_true")
-    p.add_argument("--no-evaluate", action="store_true")
-    p.add_argument("--dask-workers", type=int, default=0, help="run on a local Dask cluster of N processes")
-    p.add_argument("--dask-address", default=None, help="run on an existing Dask scheduler (tcp://host:8786)")
-    p.add_argument("--max-workers", type=int, default=None, help="threads of the default task runner")
-    p.add_argument("--bind", action="append", default=[], metavar="ROLE=EXTRACTOR",
-                   help="feed a role from another extractor, e.g. visual=mobilenet_v1_025 (repeatable)")
-    p.add_argument("--library", action="append", default=[], metavar="DIR",
-                   help="more videos an unsupervised method is fitted on (repeatable; default $AVH_LIBRARY)")
-    a = p.parse_args(argv)
-    summary = reprocess_dataset(a.source, a.out, a.method, a.checkpoint, a.store, stream_copy=a.stream_copy,
-                                evaluate=not a.no_evaluate, dask_address=a.dask_address,
-                                dask_workers=a.dask_workers, max_workers=a.max_workers,
-                                bind=parse_pairs(a.bind, "--bind"), library=a.library)
-    print(json.dumps({k: v for k, v in summary.items() if k != "videos"}, indent=1))
-    return 1 if summary["failed"] else 0
+    return standalone_main(argv)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ def build_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from avhighlights.flows.prefect_env import apply_prefect_defaults
+
+    apply_prefect_defaults()
     serve(limit=args.limit, gpu_slots=args.gpu_slots)
     return 0
 

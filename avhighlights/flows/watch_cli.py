@@ -64,6 +64,9 @@ def watch_main(args: argparse.Namespace) -> int:
     """The service, or with --once / --max-iterations one `watch-folder` flow run; prints the counters as JSON."""
     import logging
 
+    from avhighlights.flows.prefect_env import apply_prefect_defaults
+
+    apply_prefect_defaults()
     from avhighlights.flows.watch_folder import make_watcher, serve_watch, watch_folder
     from avhighlights.overrides import parse_pairs
 

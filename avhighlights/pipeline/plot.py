@@ -3,7 +3,9 @@
 
 The curve is a step plot over the 1-s steps with no drop to a baseline at its ends; the y-range comes
 from the data (a flat curve is drawn flat at its value and says "flat scores"). The legend sits above
-the axes, outside the data.
+the axes, outside the data. The figure is a plain `matplotlib.figure.Figure`, not a pyplot one: pyplot
+keeps global state (the list of open figures) that is not thread-safe, and `reprocess` draws the plots of
+many videos in parallel threads.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from avhighlights.atomic import write_bytes  # noqa: E402
@@ -29,13 +31,10 @@ CURVE_COLOR, CLIP_COLOR, THRESHOLD_COLOR = "#1f5fa8", "#f5a623", "#c0392b"
 
 def plot_png(doc: HighlightsDoc) -> bytes:
     """The plot as PNG bytes."""
-    fig, ax = plt.subplots(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
-    try:
-        _draw(ax, doc)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=DPI)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
+    _draw(fig.subplots(), doc)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
 
 
