@@ -2,11 +2,12 @@
 
 Key = sha256 of canonical JSON {video sha256, extractor name, version, resolved config, weights
 sha256}. Entry layout: `<root>/<key[:2]>/<key>/{features.npy, spans.npy, manifest.json}`. The
-manifest is written last and is the commit marker; it records dim, hop_s, start, shape, dtype and
-the sha256 of the array bytes, all checked on read. A corrupt or half-written entry is detected,
-removed and recomputed by `get_or_compute`. Local roots use a per-key `flock` so two processes
-computing the same key produce one intact entry; any fsspec URL (s3://, memory://, ...) works as a
-root for a store shared between machines (manifest-last, identical content last-writer-wins).
+manifest is written last and is the commit marker; it records dim, hop_s, start, shape, dtype, the
+sha256 of every other file of the entry and a sha256 of itself, all checked on read. A corrupt or
+half-written entry is detected, removed and recomputed by `get_or_compute`. Local roots use a
+per-key `flock` so two processes computing the same key produce one intact entry; any fsspec URL
+(s3://, memory://, ...) works as a root for a store shared between machines (manifest-last,
+identical content last-writer-wins).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FEATURES = "features.npy"
 SPANS = "spans.npy"
+ARRAYS = (FEATURES, SPANS)
+MANIFEST_SHA256 = "manifest_sha256"
 
 
 def default_store_root() -> str:
@@ -97,19 +100,21 @@ class FeatureStore:
             return None
         try:
             manifest = json.loads(self.fs.cat_file(f"{folder}/{MANIFEST}"))
-            data = self.fs.cat_file(f"{folder}/{FEATURES}")
-            spans = np.load(io.BytesIO(self.fs.cat_file(f"{folder}/{SPANS}")), allow_pickle=False)
-            values = np.load(io.BytesIO(data), allow_pickle=False)
-        except (OSError, ValueError, json.JSONDecodeError) as exc:
+            blobs = {name: self.fs.cat_file(f"{folder}/{name}") for name in ARRAYS}
+        except (OSError, ValueError) as exc:
             raise FeatureStoreError(f"{folder}: unreadable entry ({exc})") from None
-        self._check(folder, manifest, data, values, spans)
-        return FeatureTrack(values, Spans(spans[0], spans[1]), manifest["identity"]["extractor"])
+        _check_checksums(folder, manifest, blobs)
+        try:
+            values = np.load(io.BytesIO(blobs[FEATURES]), allow_pickle=False)
+            spans = np.load(io.BytesIO(blobs[SPANS]), allow_pickle=False)
+            self._check(folder, manifest, values, spans)
+            return FeatureTrack(values, Spans(spans[0], spans[1]), manifest["identity"]["extractor"])
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise FeatureStoreError(f"{folder}: corrupt entry ({exc})") from None
 
     @staticmethod
-    def _check(folder: str, manifest: dict, data: bytes, values: np.ndarray, spans: np.ndarray) -> None:
+    def _check(folder: str, manifest: dict, values: np.ndarray, spans: np.ndarray) -> None:
         problems = []
-        if hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
-            problems.append("checksum mismatch")
         if list(values.shape) != manifest.get("shape") or str(values.dtype) != manifest.get("dtype"):
             problems.append(f"array {values.shape} {values.dtype} != manifest {manifest.get('shape')}")
         if values.ndim != 2 or values.shape[1] != manifest.get("dim") or spans.shape != (2, values.shape[0]):
@@ -125,10 +130,13 @@ class FeatureStore:
         manifest = {
             "key": key, "video_sha256": video_sha256, "identity": identity, "dim": int(values.shape[1]),
             "hop_s": _hop_s(track.spans), "start_s": float(spans[0, 0]) if values.shape[0] else 0.0,
-            "shape": list(values.shape), "dtype": str(values.dtype), "sha256": hashlib.sha256(data).hexdigest(),
+            "shape": list(values.shape), "dtype": str(values.dtype), "sha256": _sha256(data),
             "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tool_version": __version__,
         }
-        files = {FEATURES: data, SPANS: _npy_bytes(spans), MANIFEST: json.dumps(manifest, indent=1).encode()}
+        files = {FEATURES: data, SPANS: _npy_bytes(spans)}
+        manifest["files_sha256"] = {name: _sha256(blob) for name, blob in files.items()}
+        manifest[MANIFEST_SHA256] = _manifest_sha256(manifest)
+        files[MANIFEST] = json.dumps(manifest, indent=1).encode()
         (self._put_local if self.local else self._put_remote)(key, files)
 
     def _put_local(self, key: str, files: dict[str, bytes]) -> None:
@@ -239,6 +247,28 @@ class FeatureStore:
             for key in chosen:
                 self.remove(key)
         return chosen
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest_sha256(manifest: dict[str, Any]) -> str:
+    """Checksum of the manifest itself: its canonical JSON without the checksum field."""
+    body = {k: v for k, v in manifest.items() if k != MANIFEST_SHA256}
+    return _sha256(json.dumps(body, sort_keys=True, default=str).encode())
+
+
+def _check_checksums(folder: str, manifest: Any, blobs: dict[str, bytes]) -> None:
+    """Every file of the entry against the manifest's checksums, and the manifest against its own."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files_sha256"), dict):
+        raise FeatureStoreError(f"{folder}: corrupt entry: the manifest has no checksums of its files "
+                                "(damaged, or written by an older avhighlights)")
+    problems = [f"{MANIFEST} checksum mismatch"] if manifest.get(MANIFEST_SHA256) != _manifest_sha256(manifest) else []
+    problems += [f"{name} checksum mismatch" for name, blob in blobs.items()
+                 if manifest["files_sha256"].get(name) != _sha256(blob)]
+    if problems:
+        raise FeatureStoreError(f"{folder}: corrupt entry: {'; '.join(problems)}")
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
