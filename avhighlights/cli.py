@@ -130,7 +130,7 @@ def _build_store(sub: argparse._SubParsersAction) -> None:
 def _cmd_store(args: argparse.Namespace) -> int:
     from avhighlights.extractors.store import FeatureStore
 
-    store = FeatureStore(args.store)
+    store = FeatureStore(args.store, create=False)
     if args.action == "list":
         for entry in store.entries():
             ident = entry.manifest.get("identity", {})
