@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 unexpected failure, 2 bad usage or configuration, 3 bad media input,
 4 weights unavailable, 5 checkpoint problem, 6 feature-store problem, 7 dataset problem,
-130 interrupted.
+8 output location problem (not a folder, not writable, no space left, locked by another run),
+9 some videos of a batch failed, the others were written, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audio-visual video highlight detection: raw video in, scored seconds, highlight clips, a reel "
                     "and machine-readable results out.",
         epilog="Exit codes: 0 ok, 1 unexpected failure, 2 usage/configuration, 3 bad media, 4 weights missing, "
-               "5 checkpoint, 6 feature store, 7 dataset.",
+               "5 checkpoint, 6 feature store, 7 dataset, 8 output location, 9 some videos of a batch failed.",
     )
     parser.add_argument("--version", action="version", version=f"avhighlights {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
