@@ -39,14 +39,6 @@ def test_safe_media_arg_is_absolute_and_keeps_the_name(tmp_path, monkeypatch):
     assert safe_media_arg(Path("concat:x.mp4")) == str(tmp_path / "concat:x.mp4")
 
 
-def test_probe_opens_tricky_names_without_stray_files(tricky_folder: Path, monkeypatch):
-    monkeypatch.chdir(tricky_folder)
-    for name in TRICKY_NAMES:
-        info = probe(name)
-        assert info.duration_s == pytest.approx(4.0, abs=0.1), name
-    assert sorted(p.name for p in tricky_folder.iterdir()) == sorted(TRICKY_NAMES)
-
-
 def test_every_ffmpeg_command_passes_paths_as_absolute(tricky_folder: Path, monkeypatch):
     monkeypatch.chdir(tricky_folder)
     info = probe("-report")
@@ -57,26 +49,29 @@ def test_every_ffmpeg_command_passes_paths_as_absolute(tricky_folder: Path, monk
         assert inputs and all(Path(p).is_absolute() for p in inputs), cmd
 
 
-@pytest.mark.parametrize("stream_copy", [False, True])
-def test_score_cli_accepts_option_like_file_names(tricky_folder: Path, tmp_path, monkeypatch, stream_copy: bool):
+@pytest.mark.parametrize("flags, names", [(["--no-clips"], TRICKY_NAMES), (["--stream-copy"], ("-version",))],
+                         ids=["re-encoded-reel", "stream-copy-clips-and-reel"])
+def test_score_cli_accepts_option_like_file_names(tricky_folder: Path, tmp_path, monkeypatch, flags: list[str],
+                                                  names: tuple[str, ...]):
     monkeypatch.chdir(tricky_folder)
     out = tmp_path / "out"
-    flags = ["--stream-copy"] if stream_copy else []
     code = main(["score", "--method", "loudness", "--out", str(out), "--no-cache", "--progress", "none",
-                 "--top-ratio", "0.5", "--min-clip-s", "1", *flags, "--", *TRICKY_NAMES])
+                 "--top-ratio", "0.5", "--min-clip-s", "1", *flags, "--", *names])
     assert code == 0
     assert sorted(p.name for p in tricky_folder.iterdir()) == sorted(TRICKY_NAMES)  # no ffprobe-*.log
-    for name in TRICKY_NAMES:
+    for name in names:
         folder = out / Path(name).stem
         doc = json.loads((folder / "highlights.json").read_text())
         assert Path(doc["video"]["path"]).name == name
-        assert doc["clips"] and all((folder / c["path"]).stat().st_size > 0 for c in doc["clips"])
+        assert doc["clips"] and all((folder / c["path"]).stat().st_size > 0 for c in doc["clips"] if c["path"])
+        assert all(c["path"] for c in doc["clips"]) == ("--no-clips" not in flags)
         assert (folder / doc["reel"]).stat().st_size > 0
 
 
-def test_info_cli_accepts_option_like_file_names(tricky_folder: Path, monkeypatch, capsys):
+def test_info_cli_probes_option_like_file_names_without_stray_files(tricky_folder: Path, monkeypatch, capsys):
     monkeypatch.chdir(tricky_folder)
     assert main(["info", "--json", "--", *TRICKY_NAMES]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [Path(d["path"]).name for d in lines] == list(TRICKY_NAMES)
+    assert all(d["duration_s"] == pytest.approx(4.0, abs=0.1) and d["width"] == 160 for d in lines)
     assert sorted(p.name for p in tricky_folder.iterdir()) == sorted(TRICKY_NAMES)
