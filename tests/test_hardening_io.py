@@ -255,3 +255,11 @@ def test_malformed_checkpoint_metadata_exits_5(tiny_video: Path, tmp_path: Path,
                  "--no-cache", "--progress", "none"])
     assert code == 5
     assert f"{checkpoint}: malformed checkpoint metadata" in _error_line(capsys)
+
+
+def test_fit_checkpoint_under_a_file_exits_8_before_fitting(tiny_video: Path, tmp_path: Path, capsys):
+    (tmp_path / "a-file").write_text("x")
+    checkpoint = tmp_path / "a-file" / "model.safetensors"
+    assert main(["fit", "--method", "recurrence", "--videos", str(tiny_video), "--out", str(checkpoint),
+                 "--no-cache", "--progress", "none"]) == 8
+    assert f"{tmp_path / 'a-file'}: the output location exists and is not a folder" in _error_line(capsys)
