@@ -2,7 +2,8 @@
 
 Exit codes: 0 success, 1 unexpected failure, 2 bad usage or configuration, 3 bad media input,
 4 weights unavailable, 5 checkpoint problem, 6 feature-store problem, 7 dataset problem,
-9 partial failure of a batch (some videos failed, the others were written), 130 interrupted.
+8 output location problem (not a folder, not writable, no space left, locked by another run),
+9 some videos of a batch failed, the others were written, 130 interrupted.
 Under `--progress json` an error is a JSON line `{"event": "error", "video", "error", "exit_code"}`.
 """
 
@@ -146,7 +147,7 @@ def _build_store(sub: argparse._SubParsersAction) -> None:
 def _cmd_store(args: argparse.Namespace) -> int:
     from avhighlights.extractors.store import FeatureStore
 
-    store = FeatureStore(args.store)
+    store = FeatureStore(args.store, create=False)
     if args.action == "list":
         for entry in store.entries():
             ident = entry.manifest.get("identity", {})
@@ -181,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audio-visual video highlight detection: raw video in, scored seconds, highlight clips, a reel "
                     "and machine-readable results out.",
         epilog="Exit codes: 0 ok, 1 unexpected failure, 2 usage/configuration, 3 bad media, 4 weights missing, "
-               "5 checkpoint, 6 feature store, 7 dataset, 9 some videos of a batch failed.",
+               "5 checkpoint, 6 feature store, 7 dataset, 8 output location, 9 some videos of a batch failed.",
     )
     parser.add_argument("--version", action="version", version=f"avhighlights {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

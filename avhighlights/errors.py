@@ -86,4 +86,10 @@ class DatasetError(AVHighlightsError):
     exit_code = 7
 
 
+class OutputError(AVHighlightsError):
+    """The output location cannot be written: not a folder, not writable, no space left, or locked by another run."""
+
+    exit_code = 8
+
+
 EXIT_PARTIAL_FAILURE = 9  # a batch where some videos failed and the others were written

@@ -59,8 +59,23 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an avhighlights checkpoint (format {meta.get('format')!r})")
-    binding = {r: FeatureSource.from_json(s) for r, s in json.loads(meta["binding"]).items()}
-    return CheckpointInfo(meta["method"], json.loads(meta["config"]), binding, json.loads(meta["training"]))
+    try:
+        return _parse_metadata(meta)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: malformed checkpoint metadata ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_metadata(meta: Mapping[str, str]) -> CheckpointInfo:
+    """The metadata fields as `save_checkpoint` writes them; any other shape raises."""
+    binding = {str(r): FeatureSource.from_json(s) for r, s in _json_object(meta, "binding").items()}
+    return CheckpointInfo(str(meta["method"]), _json_object(meta, "config"), binding, _json_object(meta, "training"))
+
+
+def _json_object(meta: Mapping[str, str], name: str) -> dict[str, Any]:
+    value = json.loads(meta[name])
+    if not isinstance(value, dict):
+        raise TypeError(f"{name!r} is a JSON {type(value).__name__}, not an object")
+    return value
 
 
 def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSource] | None = None

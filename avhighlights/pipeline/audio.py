@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from avhighlights.errors import CorruptMediaError
+from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.probe import last_stderr_line
 from avhighlights.pipeline.types import AudioChunk, VideoInfo
 
@@ -48,7 +49,7 @@ def _silent_chunks(info: VideoInfo, sample_rate: int, chunk_s: float) -> Iterato
 
 def _decoded_chunks(info: VideoInfo, sample_rate: int, chunk_s: float) -> Iterator[AudioChunk]:
     chunk_len = max(1, int(round(chunk_s * sample_rate)))
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(info.path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", safe_media_arg(info.path), "-map", "0:a:0", "-vn", "-sn", "-dn",
            "-af", "aresample=async=1:first_pts=0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "pipe:"]
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr)

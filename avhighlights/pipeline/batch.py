@@ -26,6 +26,7 @@ from avhighlights.errors import EXIT_PARTIAL_FAILURE, AVHighlightsError, ConfigE
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.fit import find_videos
 from avhighlights.pipeline.index_html import write_index
+from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import for_video, null_progress, report_count
 from avhighlights.pipeline.run import RenderOptions, RunResult, _score_and_write, open_store, video_out_dir
@@ -130,7 +131,7 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
             rows[i] = _failed(video, exc, 0.0)
     report_count(progress, "probe", len(videos), len(videos), "files")
     scorer = prepare_scorer(spec, list(infos.values()), store, progress) if infos else None
-    feature_store, out_root, taken = open_store(store), Path(out_dir), set()
+    feature_store, out_root, taken = open_store(store), prepare_output_dir(out_dir), set()
     results: list[RunResult] = []
     t_start, n_scored = time.monotonic(), 0
     for i, video in enumerate(videos):
@@ -145,7 +146,8 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
                 rows[i] = _failed(video, exc, time.monotonic() - t0)
             else:
                 if scorer.fit is not None:  # which on-the-fly fit scored the video, and why
-                    write_json(result.out_dir / "fit.json", scorer.fit.to_json())
+                    with writing_to(result.out_dir):
+                        write_json(result.out_dir / "fit.json", scorer.fit.to_json())
                 results.append(result)
                 rows[i] = BatchRow(str(video), "ok", round(time.monotonic() - t0, 3), str(result.out_dir),
                                    result.n_clips, round(result.selected_s, 3), warnings=list(result.warnings))

@@ -17,6 +17,7 @@ from pathlib import Path
 from avhighlights.atomic import atomic_path
 from avhighlights.errors import MediaError
 from avhighlights.pipeline.exports import frame_at
+from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.synth import ffmpeg_binary
 from avhighlights.pipeline.types import VideoInfo
 
@@ -63,7 +64,7 @@ def _stream_maps(info: VideoInfo) -> list[str]:
 
 def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: bool) -> list[str]:
     """ffmpeg arguments (without the output path) for one clip of `info` covering [start_s, end_s)."""
-    cmd = [*_base_command(), "-ss", f"{start_s:.6f}", "-i", str(info.path), "-t", f"{end_s - start_s:.6f}",
+    cmd = [*_base_command(), "-ss", f"{start_s:.6f}", "-i", safe_media_arg(info.path), "-t", f"{end_s - start_s:.6f}",
            *_stream_maps(info)]
     if stream_copy:
         return [*cmd, "-c", "copy", "-avoid_negative_ts", "make_zero"]
@@ -95,13 +96,13 @@ def reel_graph(info: VideoInfo, spans_s: Sequence[tuple[float, float]]) -> str:
 def reel_command(info: VideoInfo, graph_file: Path) -> list[str]:
     """ffmpeg arguments (without the output path) that render the reel described by `graph_file`."""
     maps = ["-map", "[vout]", *(["-map", "[ac]"] if info.has_audio else [])]
-    return [*_base_command(), "-i", str(info.path), "-filter_complex_script", str(graph_file), *maps,
-            *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
+    return [*_base_command(), "-i", safe_media_arg(info.path), "-filter_complex_script", safe_media_arg(graph_file),
+            *maps, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
 
 
 def concat_copy_command(list_file: Path) -> list[str]:
     """ffmpeg arguments that join stream-copied clips listed in a concat-demuxer file."""
-    return [*_base_command(), "-f", "concat", "-safe", "0", "-i", str(list_file), "-map", "0", "-c", "copy"]
+    return [*_base_command(), "-f", "concat", "-safe", "0", "-i", safe_media_arg(list_file), "-map", "0", "-c", "copy"]
 
 
 def concat_list(paths: Sequence[Path]) -> str:
@@ -112,7 +113,7 @@ def concat_list(paths: Sequence[Path]) -> str:
 def run_ffmpeg(args: list[str], target: Path, source: Path) -> Path:
     """Run ffmpeg writing to a temp file next to `target`, renamed onto it only on success."""
     with atomic_path(target) as tmp:
-        result = subprocess.run([*args, "-f", MUXER_OF_SUFFIX[target.suffix], str(tmp)],
+        result = subprocess.run([*args, "-f", MUXER_OF_SUFFIX[target.suffix], safe_media_arg(tmp)],
                                 capture_output=True, text=True, errors="replace")
         if result.returncode != 0:
             tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit status {result.returncode}"

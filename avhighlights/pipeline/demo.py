@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.progress import Progress
 from avhighlights.pipeline.run import RunResult, score_videos
 from avhighlights.pipeline.score import ScorerSpec
@@ -25,8 +26,9 @@ def event_coverage(result_clips: list[tuple[float, float]], spec: SyntheticSpec)
 
 
 def run_demo(out_dir: str | Path, progress: Progress) -> int:
-    out_dir = Path(out_dir)
-    video = make_synthetic_video(out_dir / "sample_video.mp4", DEMO_SPEC)
+    out_dir = prepare_output_dir(out_dir)
+    with writing_to(out_dir):
+        video = make_synthetic_video(out_dir / "sample_video.mp4", DEMO_SPEC)
     progress.message(f"generated {video} ({DEMO_SPEC.duration_s:.0f} s, loud events at "
                      f"{', '.join(f'{t:g}' for t in DEMO_SPEC.event_times_s)} s)")
     [result] = score_videos([video], ScorerSpec(method="loudness"), out_dir, store=str(out_dir / "feature_store"),

@@ -27,6 +27,7 @@ from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, Pr
 from avhighlights.models.checkpoint import save_checkpoint
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.probe import probe_all
 from avhighlights.pipeline.progress import for_video, null_progress, report_count
 from avhighlights.pipeline.run import open_store
@@ -117,6 +118,7 @@ def fit_on_videos(videos: Sequence[str | Path], method: str, out_checkpoint: str
     cls = fittable_method(method)
     binding = resolve_binding(cls.default_binding, binding_overrides)
     infos = list({i.sha256: i for i in probe_all(find_videos(videos), progress, 'probe videos')}.values())  # unique
+    prepare_output_dir(Path(out_checkpoint).parent)  # fail now, not after the fit
     extractors = build_extractors(binding, extractor_overrides, device)
     return fit_infos(infos, method, extractors, out_checkpoint, method_overrides, open_store(store), seed, progress)
 
@@ -136,7 +138,8 @@ def fit_infos(infos: Sequence[VideoInfo], method: str, extractors: Mapping[str, 
     binding = extractor_sources(extractors)
     training = {"fit": report, "seed": seed, "step_s": GRID_STEP_S, "videos": [str(i.path) for i in infos],
                 "video_sha256": [i.sha256 for i in infos], **dict(training_extra or {})}
-    path = save_checkpoint(model, out_checkpoint, binding, training)
+    with writing_to(Path(out_checkpoint).parent):
+        path = save_checkpoint(model, out_checkpoint, binding, training)
     return FitReport(path, method, config_to_dict(model.config), binding, [i.path for i in infos],
                      [i.sha256 for i in infos], seed, sum(s.n_steps for s in samples), time.monotonic() - t0,
                      report, stats)

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from avhighlights.errors import CorruptMediaError
+from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.probe import VIDEO_MAP, last_stderr_line
 from avhighlights.pipeline.types import VideoInfo
 
@@ -70,7 +71,7 @@ class DecordReader:
         self.info = info
         self._errors = (decord.DECORDError, RuntimeError)
         try:
-            self._reader = decord.VideoReader(str(info.path), ctx=decord.cpu(0))
+            self._reader = decord.VideoReader(safe_media_arg(info.path), ctx=decord.cpu(0))
             n = len(self._reader)
             self.timestamps_s = self._reader.get_frame_timestamp(np.arange(n))[:, 0].astype(np.float64)  # (N,)
         except self._errors as exc:
@@ -113,7 +114,7 @@ class FfmpegReader:
 
     def _packet_times_s(self) -> np.ndarray:
         try:
-            data = ffmpeg.probe(str(self.info.path), select_streams="V:0", show_entries="packet=pts_time")
+            data = ffmpeg.probe(safe_media_arg(self.info.path), select_streams="V:0", show_entries="packet=pts_time")
         except ffmpeg.Error as exc:
             reason = last_stderr_line(exc.stderr)
             raise CorruptMediaError(self.info.path, f"ffprobe cannot list packets ({reason})") from exc
@@ -136,8 +137,8 @@ class FfmpegReader:
         seek_s = max(0.0, self.timestamps_s[first] - margin_s)
         offsets = "+".join(f"eq(n\\,{int(i) - first})" for i in indices)
         cmd = ["ffmpeg", "-nostdin", "-v", "error", "-noautorotate", "-ss", f"{seek_s:.6f}", "-i",
-               str(self.info.path), "-map", VIDEO_MAP, "-vf", f"select='{offsets}'", "-fps_mode", "passthrough",
-               "-frames:v", str(len(indices)), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
+               safe_media_arg(self.info.path), "-map", VIDEO_MAP, "-vf", f"select='{offsets}'", "-fps_mode",
+               "passthrough", "-frames:v", str(len(indices)), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
         return self._run(cmd, len(indices))
 
     def _run(self, cmd: list[str], n_expected: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from avhighlights.errors import (
     NoVideoStreamError,
     UnknownDurationError,
 )
+from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.progress import for_video, report_count
 from avhighlights.pipeline.types import VideoInfo
 
@@ -105,7 +106,7 @@ def _check_regular_file(path: Path) -> None:
 
 def _ffprobe(path: Path) -> dict:
     try:
-        return ffmpeg.probe(str(path))
+        return ffmpeg.probe(safe_media_arg(path))
     except ffmpeg.Error as exc:
         reason = last_stderr_line(exc.stderr) or "ffprobe failed"
         if _looks_like_media(path):
@@ -216,7 +217,7 @@ def _normalise_rotation(degrees: float) -> int:
 def _irregular_packets(path: Path) -> bool:
     """True when the first packets' timestamps are unevenly spaced (cheap: demux only)."""
     try:
-        data = ffmpeg.probe(str(path), select_streams="V:0", show_entries="packet=pts_time",
+        data = ffmpeg.probe(safe_media_arg(path), select_streams="V:0", show_entries="packet=pts_time",
                             read_intervals=f"%+#{N_PACKETS_CHECKED}")
     except ffmpeg.Error:
         return False
@@ -245,7 +246,7 @@ def _decodes(path: Path, stream_map: str, seek_s: float | None) -> bool:
     is_video = stream_map.startswith("0:V")
     out_opts = (["-frames:v", "1", "-vf", "scale=16:16", "-pix_fmt", "gray"] if is_video
                 else ["-ac", "1", "-ar", "8000", "-t", "1"])
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", *seek, "-i", str(path), "-map", stream_map, *out_opts,
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", *seek, "-i", safe_media_arg(path), "-map", stream_map, *out_opts,
            "-f", "rawvideo" if is_video else "u8", "pipe:"]
     result = subprocess.run(cmd, capture_output=True, timeout=120)
     return len(result.stdout) > 0

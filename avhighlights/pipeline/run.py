@@ -16,7 +16,7 @@ from avhighlights.errors import ConfigError
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.index_html import refresh_index, write_index
-from avhighlights.pipeline.probe import probe_all
+from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.progress import for_video, null_progress
 from avhighlights.pipeline.render import DEFAULT_FORMATS, EXPORTS, RenderReport, render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc
@@ -81,7 +81,7 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     infos = probe_all(videos, progress)
     scorer = prepare_scorer(spec, infos, store, progress)
     feature_store = open_store(store)
-    out_root, taken = Path(out_dir), set()
+    out_root, taken = prepare_output_dir(out_dir), set()
     results = [
         _score_and_write(info, scorer, feature_store, video_out_dir(out_root, info, taken),
                          selection or SelectionConfig(), render or RenderOptions(), progress)
@@ -89,7 +89,8 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     ]
     if scorer.fit is not None:  # which on-the-fly fit scored the videos, and why (pipeline/fit_cache.py)
         for result in results:
-            write_json(result.out_dir / "fit.json", scorer.fit.to_json())
+            with writing_to(result.out_dir):
+                write_json(result.out_dir / "fit.json", scorer.fit.to_json())
     write_index(out_root)  # OUT/index.html over every OUT/*/highlights.json
     return results
 
@@ -119,16 +120,21 @@ def write_outputs(info: VideoInfo, curve: ScoreCurve, segments: list[Segment], s
                   out_dir: Path, render: RenderOptions, progress: ProgressFn) -> RunResult:
     """Render clips, reel and every result file for one scored video."""
     doc = make_doc(info, curve, segments, selection)
-    return _result(render_outputs(doc, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
-                                  write_reel=render.write_reel, formats=render.formats, progress=progress))
+    with writing_to(out_dir):
+        return _result(render_outputs(doc, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
+                                      write_reel=render.write_reel, formats=render.formats,
+                                      progress=progress))
 
 
 def render_results(results_json: str | Path, out_dir: str | Path | None = None, *,
                    render: RenderOptions | None = None, progress: ProgressFn | None = None) -> RunResult:
     """Re-render from a (possibly hand-edited) highlights.json."""
     render = render or RenderOptions()
-    report = render_from_json(results_json, out_dir, stream_copy=render.stream_copy, write_clips=render.write_clips,
-                              write_reel=render.write_reel, formats=render.formats, progress=progress)
+    target = Path(results_json).parent if out_dir is None else prepare_output_dir(out_dir)
+    with writing_to(target):
+        report = render_from_json(results_json, target, stream_copy=render.stream_copy,
+                                  write_clips=render.write_clips, write_reel=render.write_reel, formats=render.formats,
+                                  progress=progress)
     refresh_index(report.out_dir)
     return _result(report)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avhighlights.atomic import atomic_path
+from avhighlights.pipeline.ffargs import safe_media_arg
 
 SCENE_COLOURS = ("0x1f77b4", "0xff7f0e", "0x2ca02c", "0xd62728", "0x9467bd", "0x8c564b")
 
@@ -90,7 +91,7 @@ def make_synthetic_video(path: str | Path, spec: SyntheticSpec | None = None) ->
         cmd += ["-preset", "ultrafast"]
     with atomic_path(path) as tmp:
         out = tmp.with_suffix(path.suffix)
-        subprocess.run([*cmd, str(out)], check=True, capture_output=True)
+        subprocess.run([*cmd, safe_media_arg(out)], check=True, capture_output=True)
         if spec.rotation_deg:
             _set_rotation(out, spec.rotation_deg)
         out.replace(tmp)
@@ -100,8 +101,8 @@ def make_synthetic_video(path: str | Path, spec: SyntheticSpec | None = None) ->
 def _set_rotation(path: Path, rotation_deg: int) -> None:
     rotated = path.with_name(path.stem + ".rot" + path.suffix)
     subprocess.run(
-        [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(path), "-c", "copy",
-         "-metadata:s:v:0", f"rotate={rotation_deg}", str(rotated)],
+        [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y", "-i", safe_media_arg(path), "-c", "copy",
+         "-metadata:s:v:0", f"rotate={rotation_deg}", safe_media_arg(rotated)],
         check=True, capture_output=True,
     )
     rotated.replace(path)
