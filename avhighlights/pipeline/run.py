@@ -17,6 +17,7 @@ from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.index_html import refresh_index, write_index
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
+from avhighlights.pipeline.probe import probe_all
 from avhighlights.pipeline.progress import for_video, null_progress
 from avhighlights.pipeline.render import DEFAULT_FORMATS, EXPORTS, RenderReport, render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc
