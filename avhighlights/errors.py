@@ -84,3 +84,9 @@ class DatasetError(AVHighlightsError):
     """A dataset root, a dataset file or a bench result file is missing or malformed."""
 
     exit_code = 7
+
+
+class OutputError(AVHighlightsError):
+    """The output location cannot be written (not writable, not a folder, disk full, locked by another run)."""
+
+    exit_code = 8

@@ -6,6 +6,7 @@ validation, and a failed render leaves earlier outputs untouched (see `pipeline/
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,11 +17,13 @@ from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
-from avhighlights.pipeline.render import RenderReport, render_from_json, render_outputs
+from avhighlights.pipeline.render import RenderReport, existing_source_sha256, render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
 from avhighlights.pipeline.select import SelectionConfig, select_segments
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,14 @@ def open_store(store: str | None):
 
 
 def video_out_dir(out_root: Path, info: VideoInfo, taken: set[Path]) -> Path:
-    """`out_root/<stem>`, disambiguated with a content-hash prefix when two inputs share a stem."""
+    """`out_root/<stem>`, disambiguated with a content-hash prefix when two inputs share a stem, or when
+    the folder already holds the results of another video (another sha256; a one-line notice says so)."""
     candidate = out_root / info.path.stem
-    if candidate in taken:
+    other = existing_source_sha256(candidate)
+    if candidate in taken or (other is not None and other != info.sha256):
+        if candidate not in taken:
+            log.warning("%s holds the results of another video named %s; writing %s to %s-%s instead", candidate,
+                        info.path.name, info.path, candidate.name, info.sha256[:8])
         candidate = out_root / f"{info.path.stem}-{info.sha256[:8]}"
     taken.add(candidate)
     return candidate
