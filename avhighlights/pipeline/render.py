@@ -57,6 +57,7 @@ from avhighlights.pipeline.timeline import VideoTimeline, read_timeline
 
 RESULTS_NAME = "highlights.json"
 REEL_STEM = "reel"
+COPY_MISSING_FRAMES = 4  # stream copy drops B-frames before the first keyframe that need the previous GOP
 KEYFRAME_SEEK_S = 5e-4  # stream copy seeks this far past the keyframe (a seek exactly on it may land on the one before)
 __all__ = ["MANIFEST_NAME", "RESULTS_NAME", "RenderReport", "clip_name", "render_from_json", "render_outputs"]
 
@@ -283,7 +284,9 @@ class _MediaJob:
         frame_s = max([float(1 / self.info.fps), *(timeline.longest_frame_s(a, b) for a, b in spans_s)])
         total_s = sum(b - a for a, b in spans_s)
         return Expected(0.0 if len(spans_s) > 1 else spans_s[0][0], total_s if len(spans_s) > 1 else spans_s[0][1],
-                        sum(timeline.frames_in(a, b) for a, b in spans_s), frame_s * joins, self.info.has_audio)
+                        sum(timeline.frames_in(a, b) for a, b in spans_s), frame_s * joins, self.info.has_audio,
+                        decoded=not self.stream_copy, missing_frames_ok=COPY_MISSING_FRAMES * joins if
+                        self.stream_copy else 1)
 
     def _reel(self, clips: list[ClipEntry], parts: dict[int, Path]) -> Path:
         target = self.staging / f"{REEL_STEM}{self.suffix}"
