@@ -30,7 +30,7 @@ from avhighlights.pipeline.types import VideoInfo
 
 X264_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p")
 AAC_ARGS = ("-c:a", "aac", "-b:a", "160k")
-EVEN_SIZE = "scale=trunc(iw/2)*2:trunc(ih/2)*2"  # yuv420p needs even sizes (odd input loses <= 1 px)
+EVEN_SIZE = r"scale=max(2\,trunc(iw/2)*2):max(2\,trunc(ih/2)*2)"  # yuv420p: even sizes (odd input loses <= 1 px)
 MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 MUXER_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska"}
