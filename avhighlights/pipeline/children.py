@@ -17,12 +17,15 @@ from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1
 SIGTERM_EXIT_CODE = 128 + signal.SIGTERM
+# resolved once in the parent, so the forked child only makes the call (nothing to import or load there)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_SIGKILL = int(signal.SIGKILL)
 
 
 def die_with_parent() -> None:
     """preexec_fn for subprocess: the child receives SIGKILL when the parent process dies (Linux only)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, _SIGKILL)
 
 
 def _raise_exit(signum, frame) -> None:
