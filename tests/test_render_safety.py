@@ -24,7 +24,7 @@ from avhighlights.cli import main
 from avhighlights.errors import OutputError
 from avhighlights.pipeline import outdir
 from avhighlights.pipeline.probe import probe
-from avhighlights.pipeline.render import render_outputs
+from avhighlights.pipeline.render import render_from_json, render_outputs
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.run import video_out_dir
 from avhighlights.pipeline.select import SelectionConfig
@@ -149,8 +149,9 @@ def test_another_source_with_the_same_name_gets_its_own_folder(rendered, tmp_pat
     assert folder == root / f"talk-{other_info.sha256[:8]}"
     assert "holds the results of another video" in caplog.text
     assert video_out_dir(root, probe(source), set()) == root / "talk"  # the same source keeps its folder
+    elsewhere = render_outputs(scored_doc(other, [Segment(1.0, 2.0, 1.0, 1)]), folder, formats=())
     with pytest.raises(OutputError, match="holds the results of another video") as caught:
-        render_outputs(scored_doc(other, [Segment(1.0, 2.0, 1.0, 1)]), root / "talk", formats=())
+        render_from_json(elsewhere.results_json, root / "talk", formats=())  # render --out into the other's folder
     assert caught.value.exit_code == 8
     assert read_results(root / "talk" / "highlights.json").video.sha256 != other_info.sha256
 

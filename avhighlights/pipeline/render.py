@@ -105,7 +105,6 @@ def render_outputs(doc: HighlightsDoc, out_dir: str | Path, *, stream_copy: bool
     _check_request(doc, formats, needs_media)
     with outdir.locked(out_dir), terminate_as_exit():
         outdir.remove_stale_staging(out_dir)
-        _refuse_other_source(out_dir, doc)
         manifest = outdir.read_manifest(out_dir)
         source = verify_source(doc.video, SourceState.from_json(manifest.source)) if needs_media else None
         job = _MediaJob(doc, outdir.make_staging(out_dir), stream_copy, progress or (lambda stage, fraction: None))
@@ -179,13 +178,16 @@ def _pending_manifest(previous: Manifest, saved: HighlightsDoc, source: SourceSt
 
 
 def render_from_json(path: str | Path, out_dir: str | Path | None = None, **options) -> RenderReport:
-    """Re-render from a (possibly edited) highlights.json; `out_dir` defaults to the file's folder.
+    """Re-render from a (possibly edited) highlights.json; `out_dir` defaults to the file's folder and must
+    not hold another video's results (OutputError).
     Clips whose span differs from what the last render here wrote get their score recomputed from the
     per-second scores. `options` are those of `render_outputs`."""
     path = Path(path)
     doc = read_results(path)
     doc = rescore_edited(doc, outdir.read_manifest(path.parent).clip_spans)
-    return render_outputs(doc, path.parent if out_dir is None else out_dir, **options)
+    target = path.parent if out_dir is None else Path(out_dir)
+    _refuse_other_source(target, doc)
+    return render_outputs(doc, target, **options)
 
 
 def span_score(doc: HighlightsDoc, start_s: float, end_s: float, fallback: float) -> float:
