@@ -19,7 +19,7 @@ from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
 from avhighlights.pipeline.timebase import second_grid
 from avhighlights.pipeline.types import ScoreCurve, Segment
 
-SEGMENTS = [Segment(0.5, 2.5, 1.0, 1), Segment(3.0, 5.0, 0.5, 2)]
+SEGMENTS = [Segment(0.5, 4.5, 1.0, 1)]  # across the damaged ranges
 
 
 def _lavfi(target: Path, video: str, *codec: str) -> Path:

@@ -184,10 +184,10 @@ def running(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def long_job(tmp_path_factory):
-    """A 30-s source and a document asking for one 28-s clip: slow enough to be killed mid-way."""
+    """A 20-s source and a document asking for one 18-s clip: slow enough to be killed mid-way."""
     root = tmp_path_factory.mktemp("kill")
-    source = make_synthetic_video(root / "long.mp4", SyntheticSpec(duration_s=30.0, width=640, height=480))
-    render_outputs(scored_doc(source, [Segment(1.0, 29.0, 1.0, 1)]), root / "out", write_clips=False,
+    source = make_synthetic_video(root / "long.mp4", SyntheticSpec(duration_s=20.0))
+    render_outputs(scored_doc(source, [Segment(1.0, 19.0, 1.0, 1)]), root / "out", write_clips=False,
                    write_reel=False, formats=())
     return root / "out" / "highlights.json"
 

@@ -51,8 +51,21 @@ class SourceState:
             return None
 
 
+_PROBED: dict[str, SourceState] = {}  # sources hashed by a probe in this process, by resolved path
+
+
+def remember_probed(info: VideoInfo) -> VideoInfo:
+    """Note that `info` was just probed (and hashed), so rendering it in this process does not hash it again
+    unless its size or mtime change meanwhile."""
+    path = Path(info.path).resolve()
+    stat = path.stat()
+    _PROBED[str(path)] = SourceState(str(path), stat.st_size, stat.st_mtime_ns, info.sha256)
+    return info
+
+
 def verify_source(info: VideoInfo, known: SourceState | None) -> SourceState:
-    """Raise unless `info.path` is still the scored video; returns its state for the next render."""
+    """Raise unless `info.path` is still the scored video; returns its state for the next render.
+    `known` is the state a previous render verified (from the folder's manifest)."""
     path = Path(info.path)
     if not path.is_file():
         raise MissingFileError(path, "input video is missing, cannot cut clips")
@@ -60,16 +73,14 @@ def verify_source(info: VideoInfo, known: SourceState | None) -> SourceState:
     if info.size_bytes and stat.st_size != info.size_bytes:
         raise SourceChangedError(path, f"the video changed since it was scored ({stat.st_size} bytes, highlights.json "
                                        f"says {info.size_bytes}); score it again")
-    state = SourceState(str(path), stat.st_size, stat.st_mtime_ns, "")
-    if known is not None and (known.path, known.size_bytes, known.mtime_ns) == (state.path, state.size_bytes,
-                                                                                 state.mtime_ns):
-        digest = known.sha256
-    else:
-        digest = content_sha256(path)
+    now = (str(path), stat.st_size, stat.st_mtime_ns)
+    trusted = [s.sha256 for s in (known, _PROBED.get(str(path.resolve())))
+               if s is not None and (s.path, s.size_bytes, s.mtime_ns) == now]
+    digest = trusted[0] if trusted else content_sha256(path)
     if digest != info.sha256:
         raise SourceChangedError(path, f"the video changed since it was scored (sha256 {digest[:12]}..., "
                                        f"highlights.json says {info.sha256[:12]}...); score it again")
-    return SourceState(state.path, state.size_bytes, state.mtime_ns, digest)
+    return SourceState(*now, digest)
 
 
 def check_document_duration(info: VideoInfo, file_duration_s: float, doc_path: Path | None) -> None:

@@ -18,6 +18,7 @@ from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.render import RenderReport, existing_source_sha256, render_from_json, render_outputs
+from avhighlights.pipeline.render_checks import remember_probed
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
 from avhighlights.pipeline.select import SelectionConfig, select_segments
@@ -76,7 +77,7 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     """Score each video and write its clips and results. All inputs are validated first, so a bad
     file fails the run before any output is written."""
     progress = progress or null_progress
-    infos = [probe(v) for v in videos]
+    infos = [remember_probed(probe(v)) for v in videos]
     scorer = prepare_scorer(spec, infos, store, progress)
     feature_store = open_store(store)
     out_root, taken = Path(out_dir), set()
