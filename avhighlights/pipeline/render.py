@@ -282,13 +282,16 @@ class _MediaJob:
         return real, path
 
     def _expected(self, spans_s: list[tuple[float, float]], joins: int = 1) -> Expected:
+        """What a file cut from `spans_s` (joined end to end) must hold."""
         timeline = self._timeline()
         frame_s = max([float(1 / self.info.fps), *(timeline.longest_frame_s(a, b) for a, b in spans_s)])
         total_s = sum(b - a for a, b in spans_s)
         return Expected(0.0 if len(spans_s) > 1 else spans_s[0][0], total_s if len(spans_s) > 1 else spans_s[0][1],
-                        sum(timeline.frames_in(a, b) for a, b in spans_s), frame_s * joins, self.info.has_audio,
+                        sum(timeline.frames_in(a, b) for a, b in spans_s), sum(timeline.covered_s(a, b) for a, b in
+                                                                               spans_s), frame_s * joins,
+                        self.info.has_audio,
                         decoded=not self.stream_copy, missing_frames_ok=COPY_MISSING_FRAMES * joins if
-                        self.stream_copy else 1)
+                        self.stream_copy else 1, may_run_long=self.stream_copy and joins > 1)
 
     def _reel(self, clips: list[ClipEntry], parts: dict[int, Path]) -> Path:
         target = self.staging / f"{REEL_STEM}{self.suffix}"

@@ -40,6 +40,11 @@ class VideoTimeline:
         """How many frames start in [start_s, end_s)."""
         return int(np.searchsorted(self.frame_s, end_s - 1e-6) - np.searchsorted(self.frame_s, start_s - 1e-6))
 
+    def covered_s(self, start_s: float, end_s: float) -> float:
+        """How much of [start_s, end_s) lies between the first frame and the video's end (a video stream
+        may start after the file does)."""
+        return max(0.0, min(end_s, self.duration_s) - max(start_s, float(self.frame_s[0])))
+
     def longest_frame_s(self, start_s: float, end_s: float) -> float:
         """The longest frame duration around [start_s, end_s): one frame of tolerance for a check."""
         bounds = np.append(self.frame_s, self.duration_s)
@@ -62,24 +67,28 @@ class VideoTimeline:
 
 
 def read_timeline(info: VideoInfo) -> VideoTimeline:
-    """Demux the first video stream of `info.path` and collect its packet times and keyframe flags."""
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "V:0", "-show_entries", "packet=pts_time,flags",
-           "-of", "csv=p=0", str(info.path)]
+    """Demux the first video stream of `info.path` and collect its packet times and keyframe flags, as
+    seconds from the file's start time (the origin ffmpeg's `-ss` and trim filters use)."""
+    entries = "packet=pts_time,flags:format=start_time"
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "V:0", "-show_entries", entries, "-of", "compact=nokey=1",
+           str(info.path)]
     result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT_S)
-    times, keys = [], []
+    times, keys, origin_s = [], [], None
     for line in result.stdout.splitlines():
-        pts, _, flags = line.partition(",")
+        kind, *fields = line.split("|")
         try:
-            time_s = float(pts)
+            if kind == "packet" and len(fields) >= 2:
+                times.append(float(fields[0]))
+                keys.append("K" in fields[1])
+            elif kind == "format" and fields:
+                origin_s = float(fields[0])
         except ValueError:
             continue
-        times.append(time_s)
-        keys.append("K" in flags)
     if result.returncode != 0 or not times:
         raise CorruptMediaError(info.path, "cannot read the video's frame times (ffprobe found no video packets)")
     order = np.argsort(times, kind="stable")
     frame_s, is_key = np.asarray(times, np.float64)[order], np.asarray(keys, bool)[order]
-    start_s = float(frame_s[0])
+    start_s = float(frame_s[0]) if origin_s is None else origin_s
     keyframe_s = frame_s[is_key] if is_key.any() else frame_s[:1]
     return VideoTimeline(frame_s - start_s, keyframe_s - start_s, float(info.duration_s))
 
