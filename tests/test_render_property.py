@@ -59,7 +59,7 @@ def video_seconds(path: Path) -> float:
     return float(out.strip())
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(clip_edit, max_size=3), keep=st.lists(st.booleans(), min_size=2, max_size=2),
        reorder=st.booleans())
 def test_any_edit_gives_a_typed_error_or_clips_matching_the_json(scored, edits, keep, reorder):

@@ -66,9 +66,10 @@ def video8(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def rendered(video8, tmp_path):
-    """A private copy of the video, scored into tmp_path/out with one 2-5 s clip (formats: csv only)."""
+    """A private copy of the video, scored into tmp_path/out with one 2-5 s clip (no reel; formats: csv only)."""
     source = Path(shutil.copy(video8, tmp_path / "talk.mp4"))
-    report = render_outputs(scored_doc(source, [Segment(2.0, 5.0, 1.0, 1)]), tmp_path / "out", formats=("csv",))
+    report = render_outputs(scored_doc(source, [Segment(2.0, 5.0, 1.0, 1)]), tmp_path / "out", write_reel=False,
+                            formats=("csv",))
     return source, report
 
 
@@ -283,3 +284,18 @@ def test_render_rescores_an_edited_clip_from_the_per_second_scores(rendered):
     report.results_json.write_text(json.dumps(kept))
     assert render_cli(report.results_json, "--no-reel") == 0
     assert read_results(report.results_json).clips[0].score == 9.5
+
+
+def test_a_negative_zero_start_still_gives_an_owned_clip_name(rendered):
+    """Found by the property test: an edited start of -0.0 was named clip_01_-0000.00-..., which the
+    ownership pattern did not match, so the clip was never removed again."""
+    _, report = rendered
+    data = json.loads(report.results_json.read_text())
+    data["clips"] = [{"start_s": -0.0, "end_s": 1.0}]
+    report.results_json.write_text(json.dumps(data))
+    assert render_cli(report.results_json, "--no-reel") == 0
+    assert [p.name for p in report.out_dir.glob("clip_*")] == ["clip_01_00000.00-00001.00.mp4"]
+    data["clips"] = [{"start_s": 2.0, "end_s": 3.0}]
+    report.results_json.write_text(json.dumps(data))
+    assert render_cli(report.results_json, "--no-reel") == 0
+    assert [p.name for p in report.out_dir.glob("clip_*")] == ["clip_01_00002.00-00003.00.mp4"]

@@ -92,7 +92,8 @@ class RenderReport:
 
 
 def clip_name(clip: ClipEntry, suffix: str = ".mp4") -> str:
-    return f"clip_{clip.rank:02d}_{clip.start_s:08.2f}-{clip.end_s:08.2f}{suffix}"
+    start_s, end_s = clip.start_s + 0.0, clip.end_s + 0.0  # + 0.0 turns an edited -0.0 into 0.0 (no "-0000.00")
+    return f"clip_{clip.rank:02d}_{start_s:08.2f}-{end_s:08.2f}{suffix}"
 
 
 def render_outputs(doc: HighlightsDoc, out_dir: str | Path, *, stream_copy: bool = False, write_clips: bool = True,
