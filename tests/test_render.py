@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from avhighlights.errors import MissingFileError
-from avhighlights.pipeline.cuts import RenderError
 from avhighlights.pipeline.render import render_from_json, render_outputs
+from avhighlights.pipeline.render_checks import SourceChangedError
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.synth import SCENE_COLOURS, SyntheticSpec, make_synthetic_video
@@ -200,8 +200,8 @@ def test_failed_render_leaves_earlier_outputs_intact(synthetic_video, tmp_path):
         render_outputs(edited, out_dir, formats=("csv",))
     assert snapshot(out_dir) == before
 
-    Path(source).write_text("not a video any more\n")  # ffmpeg itself fails on the first clip
-    with pytest.raises(RenderError, match="clip_02_00009.00-00010.00.mp4|clip_01_00005.00-00007.00.mp4"):
+    Path(source).write_text("not a video any more\n")  # replaced since: refused before ffmpeg runs
+    with pytest.raises(SourceChangedError, match="copy.mp4: the video changed since it was scored"):
         render_outputs(edited, out_dir, formats=("csv",))
     assert snapshot(out_dir) == before  # no staging folder, no temp files, old JSON unchanged
 

@@ -29,6 +29,7 @@ from avhighlights.pipeline.index_html import write_index
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import for_video, null_progress, report_count
+from avhighlights.pipeline.render_checks import remember_probed
 from avhighlights.pipeline.run import RenderOptions, RunResult, _score_and_write, open_store, video_out_dir
 from avhighlights.pipeline.score import ScorerSpec, prepare_scorer
 from avhighlights.pipeline.select import SelectionConfig
@@ -124,7 +125,7 @@ def score_batch(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | P
         report_count(progress, "probe", i, len(videos), "files")
         try:
             with for_video(progress, video):
-                infos[i] = probe(video)
+                infos[i] = remember_probed(probe(video))  # render need not hash it again
         except AVHighlightsError as exc:
             if single:
                 raise

@@ -6,6 +6,12 @@ timestamps fall in [start, end). On constant-frame-rate input, start and end are
 the nearest frame boundary, which makes the video and audio of every clip exactly equally long.
 ffmpeg's autorotation turns rotated (e.g. portrait phone) input upright while re-encoding, so
 clips keep the displayed orientation; stream copy keeps the rotation tag instead.
+
+Re-encoded outputs keep the source's frame timestamps (`-fps_mode passthrough`): on variable-frame-
+rate input no frame is dropped or duplicated to fit a nominal rate, so a clip holds exactly the
+source's frames of its span, and a range that does not decode shows up as missing frames (which
+`render_checks` catches) instead of being papered over with duplicates. With a `VideoTimeline` (the
+real frame times), VFR spans snap to real frames and the reel trims half-way between real frames.
 """
 
 from __future__ import annotations
@@ -16,17 +22,20 @@ from pathlib import Path
 
 from avhighlights.atomic import atomic_path
 from avhighlights.errors import MediaError
+from avhighlights.pipeline.children import die_with_parent
 from avhighlights.pipeline.exports import frame_at
 from avhighlights.pipeline.ffargs import safe_media_arg
+from avhighlights.pipeline.frame_times import VideoTimeline
 from avhighlights.pipeline.synth import ffmpeg_binary
 from avhighlights.pipeline.types import VideoInfo
 
 X264_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p")
 AAC_ARGS = ("-c:a", "aac", "-b:a", "160k")
-EVEN_SIZE = "scale=trunc(iw/2)*2:trunc(ih/2)*2"  # yuv420p needs even sizes (odd input loses <= 1 px)
+EVEN_SIZE = r"scale=max(2\,trunc(iw/2)*2):max(2\,trunc(ih/2)*2)"  # yuv420p: even sizes (odd input loses <= 1 px)
 MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 MUXER_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska"}
+KEEP_TIMESTAMPS = ("-fps_mode", "passthrough")
 
 
 class RenderError(MediaError):
@@ -40,8 +49,15 @@ def snap_s(time_s: float, info: VideoInfo) -> float:
     return float(frame_at(time_s, info.fps) / info.fps)
 
 
-def snapped_span(start_s: float, end_s: float, info: VideoInfo) -> tuple[float, float]:
-    """Frame-snapped [start, end) that keeps at least one frame and stays inside the video."""
+def snapped_span(start_s: float, end_s: float, info: VideoInfo,
+                 timeline: VideoTimeline | None = None) -> tuple[float, float]:
+    """Frame-snapped [start, end) that keeps at least one frame and stays inside the video (VFR input
+    snaps to the real frames of `timeline` when given)."""
+    if info.variable_frame_rate and timeline is not None:
+        start, end = timeline.nearest_frame_s(start_s), min(timeline.nearest_frame_s(end_s), info.duration_s)
+        if end <= start:
+            end = min(start + max(timeline.longest_frame_s(start, start), float(1 / info.fps)), info.duration_s)
+        return start, end
     start, end = snap_s(start_s, info), min(snap_s(end_s, info), info.duration_s)
     if end <= start:
         end = min(start + float(1 / info.fps), info.duration_s)
@@ -68,20 +84,24 @@ def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: 
            *_stream_maps(info)]
     if stream_copy:
         return [*cmd, "-c", "copy", "-avoid_negative_ts", "make_zero"]
-    return [*cmd, "-vf", EVEN_SIZE, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
+    return [*cmd, "-vf", EVEN_SIZE, *KEEP_TIMESTAMPS, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()),
+            "-movflags", "+faststart"]
 
 
-def reel_graph(info: VideoInfo, spans_s: Sequence[tuple[float, float]]) -> str:
+def reel_graph(info: VideoInfo, spans_s: Sequence[tuple[float, float]],
+               timeline: VideoTimeline | None = None) -> str:
     """filter_complex that trims every span out of the source and concatenates them in the given order.
 
-    Video is trimmed half a frame early on both sides so frame-boundary spans select exactly the
-    frames in [start, end); audio is trimmed to the exact span, so both streams stay in sync.
+    Video is trimmed half a frame early on both sides (half-way between the real frames when
+    `timeline` is given) so frame-boundary spans select exactly the frames in [start, end); audio
+    is trimmed to the exact span, so both streams stay in sync.
     """
     n, half_frame_s = len(spans_s), float(1 / info.fps) / 2
     parts = [f"[0:v:0]split={n}" + "".join(f"[vs{i}]" for i in range(n))]
     for i, (start, end) in enumerate(spans_s):
-        parts.append(f"[vs{i}]trim=start={max(0.0, start - half_frame_s):.6f}:end={end - half_frame_s:.6f},"
-                     f"setpts=PTS-STARTPTS[v{i}]")
+        lo, hi = timeline.trim_bounds_s(start, end) if timeline else (max(0.0, start - half_frame_s),
+                                                                      end - half_frame_s)
+        parts.append(f"[vs{i}]trim=start={lo:.6f}:end={hi:.6f},setpts=PTS-STARTPTS[v{i}]")
     if info.has_audio:
         parts.append(f"[0:a:0]asplit={n}" + "".join(f"[as{i}]" for i in range(n)))
         parts += [f"[as{i}]atrim=start={start:.6f}:end={end:.6f},asetpts=PTS-STARTPTS[a{i}]"
@@ -97,7 +117,7 @@ def reel_command(info: VideoInfo, graph_file: Path) -> list[str]:
     """ffmpeg arguments (without the output path) that render the reel described by `graph_file`."""
     maps = ["-map", "[vout]", *(["-map", "[ac]"] if info.has_audio else [])]
     return [*_base_command(), "-i", safe_media_arg(info.path), "-filter_complex_script", safe_media_arg(graph_file),
-            *maps, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
+            *maps, *KEEP_TIMESTAMPS, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
 
 
 def concat_copy_command(list_file: Path) -> list[str]:
@@ -114,7 +134,7 @@ def run_ffmpeg(args: list[str], target: Path, source: Path) -> Path:
     """Run ffmpeg writing to a temp file next to `target`, renamed onto it only on success."""
     with atomic_path(target) as tmp:
         result = subprocess.run([*args, "-f", MUXER_OF_SUFFIX[target.suffix], safe_media_arg(tmp)],
-                                capture_output=True, text=True, errors="replace")
+                                capture_output=True, text=True, errors="replace", preexec_fn=die_with_parent)
         if result.returncode != 0:
             tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit status {result.returncode}"
             raise RenderError(source, f"ffmpeg could not write {target.name}: {tail}")

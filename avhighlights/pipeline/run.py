@@ -6,6 +6,7 @@ validation, and a failed render leaves earlier outputs untouched (see `pipeline/
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,11 +20,21 @@ from avhighlights.pipeline.index_html import refresh_index, write_index
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.probe import probe_all
 from avhighlights.pipeline.progress import for_video, null_progress
-from avhighlights.pipeline.render import DEFAULT_FORMATS, EXPORTS, RenderReport, render_from_json, render_outputs
+from avhighlights.pipeline.render import (
+    DEFAULT_FORMATS,
+    EXPORTS,
+    RenderReport,
+    existing_source_sha256,
+    render_from_json,
+    render_outputs,
+)
+from avhighlights.pipeline.render_checks import remember_probed
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
 from avhighlights.pipeline.select import SelectionConfig, select_segments, selection_report
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,9 +76,14 @@ def open_store(store: str | None):
 
 
 def video_out_dir(out_root: Path, info: VideoInfo, taken: set[Path]) -> Path:
-    """`out_root/<stem>`, disambiguated with a content-hash prefix when two inputs share a stem."""
+    """`out_root/<stem>`, disambiguated with a content-hash prefix when two inputs share a stem, or when
+    the folder already holds the results of another video (another sha256; a one-line notice says so)."""
     candidate = out_root / info.path.stem
-    if candidate in taken:
+    other = existing_source_sha256(candidate)
+    if candidate in taken or (other is not None and other != info.sha256):
+        if candidate not in taken:
+            log.warning("%s holds the results of another video named %s; writing %s to %s-%s instead", candidate,
+                        info.path.name, info.path, candidate.name, info.sha256[:8])
         candidate = out_root / f"{info.path.stem}-{info.sha256[:8]}"
     taken.add(candidate)
     return candidate
@@ -79,7 +95,7 @@ def score_videos(videos: Sequence[str | Path], spec: ScorerSpec, out_dir: str | 
     """Score each video and write its clips and results. All inputs are validated first, so a bad
     file fails the run before any output is written."""
     progress = progress or null_progress
-    infos = probe_all(videos, progress)
+    infos = [remember_probed(info) for info in probe_all(videos, progress)]
     scorer = prepare_scorer(spec, infos, store, progress)
     feature_store = open_store(store)
     out_root, taken = prepare_output_dir(out_dir), set()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from avhighlights.errors import MediaError
+from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.synth import ffmpeg_binary
 from avhighlights.pipeline.types import VideoInfo
 
@@ -22,9 +22,9 @@ def still_jpeg(info: VideoInfo, time_s: float, width_px: int = THUMB_WIDTH_PX) -
     """The frame shown at `time_s` (clamped into the video) as JPEG bytes, `width_px` wide."""
     last_frame_s = max(0.0, info.duration_s - 1.5 / float(info.fps)) if info.fps > 0 else info.duration_s
     seek_s = min(max(0.0, float(time_s)), last_frame_s)
-    source = Path(info.path).resolve()  # absolute: never read as an ffmpeg option
+    source = info.path
     args = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-ss", f"{seek_s:.3f}",
-            "-i", str(source), "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width_px}:-2",
+            "-i", safe_media_arg(info.path), "-map", "0:v:0", "-frames:v", "1", "-vf", f"scale={width_px}:-2",
             "-c:v", "mjpeg", "-q:v", str(JPEG_QUALITY), "-f", "image2pipe", "-"]
     try:
         result = subprocess.run(args, capture_output=True, timeout=TIMEOUT_S)

@@ -1,0 +1,95 @@
+"""The source's real video frame times and keyframes, read by demuxing (no decoding).
+
+Cuts need them where the nominal frame rate says too little: on variable-frame-rate input a span is
+snapped to the frames that really exist there, and stream-copied clips can only start on a keyframe,
+so their spans are moved onto keyframes before anything is written.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+
+from avhighlights.errors import CorruptMediaError
+from avhighlights.pipeline.ffargs import safe_media_arg
+from avhighlights.pipeline.types import VideoInfo
+
+PROBE_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class VideoTimeline:
+    """Presentation times of every video frame (sorted, seconds) and which of them are keyframes."""
+
+    frame_s: np.ndarray  # (N,) float64, sorted
+    keyframe_s: np.ndarray  # (K,) float64, sorted, a subset of frame_s
+    duration_s: float
+
+    def nearest_frame_s(self, time_s: float) -> float:
+        """The frame boundary nearest to `time_s`; the video's end counts as a boundary."""
+        bounds = np.append(self.frame_s, self.duration_s)
+        return float(bounds[int(np.argmin(np.abs(bounds - time_s)))])
+
+    def keyframe_at_or_before_s(self, time_s: float) -> float:
+        """The last keyframe at or before `time_s` (the first keyframe when there is none)."""
+        index = int(np.searchsorted(self.keyframe_s, time_s + 1e-6, side="right")) - 1
+        return float(self.keyframe_s[max(index, 0)])
+
+    def frames_in(self, start_s: float, end_s: float) -> int:
+        """How many frames start in [start_s, end_s)."""
+        return int(np.searchsorted(self.frame_s, end_s - 1e-6) - np.searchsorted(self.frame_s, start_s - 1e-6))
+
+    def covered_s(self, start_s: float, end_s: float) -> float:
+        """How much of [start_s, end_s) lies between the first frame and the video's end (a video stream
+        may start after the file does)."""
+        return max(0.0, min(end_s, self.duration_s) - max(start_s, float(self.frame_s[0])))
+
+    def longest_frame_s(self, start_s: float, end_s: float) -> float:
+        """The longest frame duration around [start_s, end_s): one frame of tolerance for a check."""
+        bounds = np.append(self.frame_s, self.duration_s)
+        lo = max(int(np.searchsorted(bounds, start_s, side="right")) - 1, 0)
+        hi = min(int(np.searchsorted(bounds, end_s, side="left")) + 1, len(bounds) - 1)
+        gaps = np.diff(bounds[lo:hi + 1])
+        return float(gaps.max()) if gaps.size else 0.0
+
+    def trim_bounds_s(self, start_s: float, end_s: float) -> tuple[float, float]:
+        """Trim points half-way between frames, so a trim keeps exactly the frames starting in [start, end)."""
+        return self._between_frames_s(start_s), self._between_frames_s(end_s)
+
+    def _between_frames_s(self, time_s: float) -> float:
+        index = int(np.searchsorted(self.frame_s, time_s - 1e-6))  # first frame at or after time_s
+        if index == 0:
+            return 0.0
+        if index >= len(self.frame_s):
+            return float(self.duration_s + 1.0)
+        return float((self.frame_s[index - 1] + self.frame_s[index]) / 2)
+
+
+def read_timeline(info: VideoInfo) -> VideoTimeline:
+    """Demux the first video stream of `info.path` and collect its packet times and keyframe flags, as
+    seconds from the file's start time (the origin ffmpeg's `-ss` and trim filters use)."""
+    entries = "packet=pts_time,flags:format=start_time"
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "V:0", "-show_entries", entries, "-of", "compact=nokey=1",
+           safe_media_arg(info.path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT_S)
+    times, keys, origin_s = [], [], None
+    for line in result.stdout.splitlines():
+        kind, *fields = line.split("|")
+        try:
+            if kind == "packet" and len(fields) >= 2:
+                times.append(float(fields[0]))
+                keys.append("K" in fields[1])
+            elif kind == "format" and fields:
+                origin_s = float(fields[0])
+        except ValueError:
+            continue
+    if result.returncode != 0 or not times:
+        raise CorruptMediaError(info.path, "cannot read the video's frame times (ffprobe found no video packets)")
+    order = np.argsort(times, kind="stable")
+    frame_s, is_key = np.asarray(times, np.float64)[order], np.asarray(keys, bool)[order]
+    start_s = float(frame_s[0]) if origin_s is None else origin_s
+    keyframe_s = frame_s[is_key] if is_key.any() else frame_s[:1]
+    return VideoTimeline(frame_s - start_s, keyframe_s - start_s, float(info.duration_s))
+
