@@ -3,7 +3,7 @@
 Tiny ffmpeg sources at 24, 25 and 30000/1001 fps, with a `-timecode` tag (01:00:00:00; drop-frame
 01:00:00;00 at 29.97) and without, each with stereo audio; one silent 25-fps source. Every export must
 reference the source with its timecode, carry linked audio, start the record side at 01:00:00:00
-(FCPXML: the adapter writes no sequence start, see exports_otio), carry rank and score as markers,
+(FCPXML: the sequence's tcStart, its spine items placed from there), carry rank and score as markers,
 and give back highlights.json's clip times within half a frame.
 """
 
@@ -111,6 +111,9 @@ def check_read_back(report, fmt: str, rate: float, tagged: bool) -> None:
     assert ranks == [str(rank) for *_, rank in wanted]
     if fmt in ("otio", "fcp7"):
         assert timeline.global_start_time.value == expected_start(True, rate)
+    if fmt == "fcpxml":  # its reader ignores tcStart and places the first clip after a gap as long (offset)
+        for track in video + audio:
+            assert track.find_clips()[0].range_in_parent().start_time.value == expected_start(True, rate)
 
 
 @pytest.mark.parametrize("tagged", [True, False], ids=["timecode", "no-timecode"])
@@ -145,27 +148,39 @@ def fcpxml_seconds(value: str) -> Fraction:
     return Fraction(value.removesuffix("s"))
 
 
+def on_frame_grid(value: str, fps: Fraction) -> bool:
+    return (fcpxml_seconds(value) * fps).denominator == 1
+
+
 @pytest.mark.parametrize("rate_name", list(RATES))
 def test_fcpxml_times_are_exact_and_sound_is_anchored(sources, tmp_path, rate_name):
-    """The FCPXML's own rational times (its reader cannot be used at 29.97, see test_fcpxml_at_29_97)."""
+    """The FCPXML's own rational times (its reader cannot be used at 29.97, see test_fcpxml_at_29_97): the
+    sequence starts at 01:00:00:00 (01:00:00;00 DF at 29.97), as in FCP's own files, and the spine with it."""
     fps = RATES[rate_name]
     report = render_editor_exports(sources[rate_name, True], tmp_path, formats=("fcpxml",))
     saved = read_results(report.results_json)
     root = ElementTree.parse(report.exports["fcpxml"]).getroot()
     assert fcpxml_seconds(root.find("resources/format").get("frameDuration")) == 1 / fps
     source_start_s = Fraction(int(expected_start(True, float(fps)))) / fps
-    spine = root.findall(".//sequence/spine/clip")
-    assert len(spine) == len(saved.clips)
-    record_s = Fraction(0)
+    [sequence] = root.findall(".//sequence")
+    assert sequence.get("tcFormat") == ("DF" if rate_name == "29.97" else "NDF")
+    assert sequence.get("tcStart") == {"24": "3600s", "25": "3600s", "29.97": "107999892/30000s"}[rate_name]
+    record_s = fcpxml_seconds(sequence.get("tcStart"))
+    assert record_s == source_start_s  # the source is tagged with the programme start too
+    spine = sequence.findall("spine/clip")
+    assert len(spine) == len(saved.clips) and spine[0].get("offset") == sequence.get("tcStart")
     for clip, wanted in zip(spine, saved.clips_in_time_order(), strict=True):
+        assert all(on_frame_grid(clip.get(name), fps) for name in ("offset", "start", "duration")), clip.attrib
+        if rate_name == "29.97":  # frame-duration multiples, as FCP writes NTSC times
+            assert re.fullmatch(r"\d+/30000s", clip.get("offset")) and int(clip.get("offset")[:-7]) % 1001 == 0
         start_s, duration_s = fcpxml_seconds(clip.get("start")), fcpxml_seconds(clip.get("duration"))
-        assert (start_s * fps).denominator == 1 and (duration_s * fps).denominator == 1  # on frame boundaries
         assert abs(float(start_s - source_start_s) - wanted.start_s) <= 0.5 / float(fps) + 1e-9
         assert abs(float(start_s + duration_s - source_start_s) - wanted.end_s) <= 0.5 / float(fps) + 1e-9
         assert fcpxml_seconds(clip.get("offset")) == record_s
         record_s += duration_s
         [sound] = clip.findall("clip[@lane='-1']")
         assert sound.get("offset") == clip.get("start") and sound.find("gap/audio") is not None
+    assert record_s - fcpxml_seconds(sequence.get("tcStart")) == fcpxml_seconds(sequence.get("duration"))
 
 
 @pytest.mark.xfail(strict=True, reason="otio-fcpx-xml-adapter 1.0.0 reads NTSC rates as whole numbers "

@@ -45,11 +45,14 @@ def test_flow_writes_clips_and_second_method_reuses_features(prefect_server, syn
     assert first["n_clips"] == len(first["clips"]) and all(Path(c["path"]).is_file() for c in first["clips"])
     doc = json.loads(Path(first["results_json"]).read_text())
     assert doc["method"] == "loudness" and Path(first["out_dir"]) == out / synthetic_video.stem
+    assert {role: src["name"] for role, src in doc["extractors"].items()} == {"loudness": "loudness"}  # via tasks
     assert (out / synthetic_video.stem / "report.html").is_file() and "report.html" in (out / "index.html").read_text()
     checkpoint = tiny_checkpoint(tmp_path / "jva.safetensors")
     second = extract_and_score(str(synthetic_video), checkpoint=str(checkpoint), out_dir=str(tmp_path / "out2"),
                                store=store)
     assert second["cache_hits"] == {"loudness": True, "logmel": False} and second["method"] == "joint_va"
+    recorded = json.loads(Path(second["results_json"]).read_text())["extractors"]
+    assert sorted(src["name"] for src in recorded.values()) == ["logmel", "loudness"]  # the checkpoint's binding
     again = extract_and_score(str(synthetic_video), checkpoint=str(checkpoint), out_dir=str(tmp_path / "out2"),
                               store=store)
     assert again["cache_misses"] == [] and again["feature_keys"] == second["feature_keys"]

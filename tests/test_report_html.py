@@ -63,7 +63,7 @@ def test_report_table_players_and_escaping(scored):
     assert sorted(unquote(s) for s in sources) == sorted([c.path for c in doc.clips] + [doc.reel])
     assert all((scored / unquote(s)).is_file() for s in sources)
     assert "<b>" not in page and "cut &quot;A&quot; &lt;b&gt;&amp;&#x27;x&#x27;.mp4" in page
-    assert "loudness: loudness (the method&#x27;s default)" in page
+    assert "loudness: loudness 1 (the method&#x27;s default)" in page  # recorded in highlights.json
     files = re.findall(r'<a href="([^"]+)">', page.split("result files", 1)[1].split("</dd>", 1)[0])
     assert files == ["chapters.ffmeta", "chapters.vtt", "highlights.csv", "highlights.edl", "highlights.fcpxml",
                      "highlights.json", "highlights.otio", "highlights.xml", "scores.png"]

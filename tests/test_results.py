@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from avhighlights.errors import ConfigError
+from avhighlights.models.base import FeatureSource
 from avhighlights.pipeline.results import SCHEMA, ResultsError, make_doc, read_results, write_results
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
@@ -60,6 +62,17 @@ def test_document_layout_matches_the_schema(tmp_path):
     assert data["video"]["fps"] == "30000/1001"
 
 
+def test_extractor_binding_round_trips(tmp_path):
+    binding = {"visual": FeatureSource("logmel", "1", "extractor", 128)}
+    doc = sample_doc()
+    doc = make_doc(doc.video, dataclasses.replace(doc.curve, extractors=binding), doc.segments(), doc.selection)
+    data = json.loads(write_results(doc, tmp_path / "highlights.json").read_text())
+    assert list(data)[-1] == "extractors"
+    assert data["extractors"] == {"visual": {"name": "logmel", "version": "1", "kind": "extractor", "dim": 128}}
+    back = read_results(tmp_path / "highlights.json")
+    assert back.extractors == binding and back.curve.extractors == binding
+
+
 def test_edited_clip_without_rank_and_score_gets_both(tmp_path):
     def edit(data):
         del data["clips"][0]  # the user deletes the best clip ...
@@ -89,6 +102,10 @@ def test_end_within_a_millisecond_beyond_duration_is_clamped(tmp_path):
     (lambda d: d["selection"].update(top_ratio=2.0), "selection", "top_ratio"),
     (lambda d: d["selection"].update(top_k=3), "selection", "unknown or missing fields"),
     (lambda d: d.update(clips={}), "clips", "must be a list"),
+    (lambda d: d.update(extractors=["logmel"]), "extractors", "must be an object"),
+    (lambda d: d.update(extractors={"visual": {"version": "1"}}), "extractors.visual.name", "non-empty string"),
+    (lambda d: d.update(extractors={"visual": {"name": "logmel", "version": "1", "dim": -1}}), "extractors.visual.dim",
+     "non-negative integer"),
 ])
 def test_bad_edits_name_the_file_and_the_field(tmp_path, edit, field, problem):
     path = written(tmp_path, edit)

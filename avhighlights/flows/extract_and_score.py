@@ -25,6 +25,7 @@ from avhighlights.extractors import create_extractor
 from avhighlights.extractors.store import default_store_root
 from avhighlights.flows.artifacts import ExtractionProgress, publish_run_report
 from avhighlights.flows.concurrency import GPU_TAG, RETRIES, RETRY_DELAYS_S, Timeouts, gpu_slot, retry_transient
+from avhighlights.models.base import FeatureSource
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.fit_cache import AutoFit
 from avhighlights.pipeline.index_html import write_index
@@ -56,13 +57,16 @@ def resolve_store(store: str) -> str:
 
 def curve_to_json(curve: ScoreCurve) -> dict[str, Any]:
     return {"scores": curve.scores.tolist(), "start_s": curve.start_s.tolist(), "end_s": curve.end_s.tolist(),
-            "method": curve.method, "checkpoint": curve.checkpoint, "meta": dict(curve.meta)}
+            "method": curve.method, "checkpoint": curve.checkpoint, "meta": dict(curve.meta),
+            "extractors": None if curve.extractors is None else {r: s.to_json() for r, s in curve.extractors.items()}}
 
 
 def curve_from_json(data: dict[str, Any]) -> ScoreCurve:
+    extractors = data.get("extractors")
     return ScoreCurve(np.asarray(data["scores"], dtype=np.float64), np.asarray(data["start_s"], dtype=np.float64),
                       np.asarray(data["end_s"], dtype=np.float64), data["method"], data["checkpoint"],
-                      dict(data.get("meta") or {}))
+                      dict(data.get("meta") or {}),
+                      None if extractors is None else {r: FeatureSource.from_json(s) for r, s in extractors.items()})
 
 
 @task(name="probe", **TASK_OPTIONS)

@@ -10,14 +10,16 @@ channel field, as editors' own EDLs do for linked picture and sound: `AA/V` (V, 
 or multichannel source, `B` (V, A1) for mono, `V` without audio. It names no frame-count mode, so the
 `FCM:` line is added; it lays the record side from 00:00:00:00, so the events are placed after a
 leading gap as long as the programme start (01:00:00:00), which is what the adapter writes as the
-first record timecode. FCPXML: the adapter writes no sequence start timecode (the record side starts
-at 0 there), knows only nominal rates (the exact rate in use is registered with it) and places the
-connected sound clips at a whole-number rate (they are re-anchored, see `anchor_connected_clips`).
+first record timecode. FCPXML: the adapter writes no sequence start timecode (the record side would
+start at 0; it is set to the programme start, see `start_sequence_at`), knows only nominal rates (the
+exact rate in use is registered with it) and places the connected sound clips at a whole-number rate
+(they are re-anchored, see `anchor_connected_clips`).
 """
 
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from xml.etree import ElementTree
 
 import opentimelineio as otio
@@ -63,19 +65,49 @@ def fcpxml_text(doc: HighlightsDoc) -> str:
     for clip in timeline.find_clips():  # the adapter looks clips up by name in an XPath quoted with '
         clip.name = clip.name.replace("'", "\u2019")
         clip.media_reference.name = clip.media_reference.name.replace("'", "\u2019")
-    return anchor_connected_clips(otio.adapters.write_to_string(timeline, "fcpx_xml"))
+    root = ElementTree.fromstring(otio.adapters.write_to_string(timeline, "fcpx_xml"))
+    anchor_connected_clips(root)
+    start_sequence_at(root, int(timeline.global_start_time.value), rate)
+    ElementTree.indent(root, space="    ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + ElementTree.tostring(root, "unicode") + "\n"
 
 
-def anchor_connected_clips(xml_text: str) -> str:
-    """FCPXML with every connected (lane) clip anchored at its parent's first frame: its offset, in the
+def anchor_connected_clips(root: ElementTree.Element) -> None:
+    """Anchor every connected (lane) clip of the FCPXML at its parent's first frame: its offset, in the
     parent's timeline, is the parent's `start`. The adapter computes it at a whole-number rate (29 for
     29.97), which puts the sound up to a frame off at NTSC rates; at other rates it is already this."""
-    root = ElementTree.fromstring(xml_text)
     for parent in root.iter("clip"):
         for connected in parent.findall("clip[@lane]"):
             connected.set("offset", parent.get("start", "0s"))
-    ElementTree.indent(root, space="    ")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + ElementTree.tostring(root, "unicode") + "\n"
+
+
+def start_sequence_at(root: ElementTree.Element, start_frames: int, rate: Fraction) -> None:
+    """Start every FCPXML sequence's record side at frame `start_frames` of `rate` (the programme start,
+    01:00:00:00): `tcStart` and `tcFormat` (DF at 29.97 and 59.94) on the sequence, and each spine
+    item's `offset`, which counts in sequence time and so begins at `tcStart`, moved by as much."""
+    frame_s = 1 / rate
+    start_s = start_frames * frame_s
+    for sequence in root.iter("sequence"):
+        sequence.set("tcStart", fcpxml_time(start_s, frame_s))
+        sequence.set("tcFormat", "DF" if is_drop_frame(float(rate)) else "NDF")
+        for item in sequence.findall("spine/*"):
+            item.set("offset", fcpxml_time(start_s + fcpxml_seconds(item.get("offset", "0s")), frame_s))
+
+
+def fcpxml_seconds(value: str) -> Fraction:
+    """An FCPXML time ("3600s", "27/25s", "1001/30000s") in seconds."""
+    return Fraction(value.removesuffix("s"))
+
+
+def fcpxml_time(seconds: Fraction, frame_s: Fraction) -> str:
+    """`seconds` as FCPXML writes it: whole seconds as "3600s", else a whole number of frame durations
+    ("90027/25s", at 29.97 "107999892/30000s"); a time off the frame grid as its reduced fraction."""
+    if seconds.denominator == 1:
+        return f"{seconds.numerator}s"
+    frames = seconds / frame_s
+    if frames.denominator != 1:
+        return f"{seconds.numerator}/{seconds.denominator}s"
+    return f"{frames.numerator * frame_s.numerator}/{frame_s.denominator}s"
 
 
 def audio_channels_field(doc: HighlightsDoc) -> str:

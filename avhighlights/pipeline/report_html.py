@@ -165,10 +165,13 @@ def _facts_html(doc: HighlightsDoc, result_files: tuple[str, ...]) -> str:
 
 
 def binding_text(doc: HighlightsDoc) -> str:
-    """role -> extractor: the checkpoint's recorded binding, else the method's default binding."""
+    """role -> extractor: the binding highlights.json recorded (what scored), else, for files written before
+    it was recorded, the checkpoint's binding or the method's default binding."""
     from avhighlights.models import METHODS
     from avhighlights.models.checkpoint import read_checkpoint_info
 
+    if doc.extractors is not None:
+        return recorded_binding_text(doc)
     if doc.checkpoint:
         try:
             binding = read_checkpoint_info(doc.checkpoint).binding
@@ -182,6 +185,25 @@ def binding_text(doc: HighlightsDoc) -> str:
     if not default:
         return "none (the method reads no features)"
     return ", ".join(f"{role}: {name}" for role, name in default.items()) + " (the method's default)"
+
+
+def recorded_binding_text(doc: HighlightsDoc) -> str:
+    """The recorded binding, and whether it is the checkpoint's, the method's default or a bound one."""
+    from avhighlights.models import METHODS
+
+    if not doc.extractors:
+        return "none (the method reads no features)"
+    text = ", ".join(f"{role}: {src.name} {src.version}" for role, src in doc.extractors.items())
+    if doc.checkpoint:
+        return text + " (checkpoint)"
+    try:
+        default = METHODS.get(doc.method).default_binding
+    except AVHighlightsError:
+        return text
+    if {role: src.name for role, src in doc.extractors.items()} == dict(default):
+        return text + " (the method's default)"
+    return text + " (bound at run time; the method's default: " + ", ".join(
+        f"{role}: {name}" for role, name in default.items()) + ")"
 
 
 def _warnings_html(warnings: list[str]) -> str:

@@ -7,11 +7,15 @@ stored relative to the folder of the JSON file.
 Schema "avhighlights/highlights/1":
     {"schema", "video": VideoInfo.to_json(), "method", "checkpoint", "selection": SelectionConfig fields,
      "scores": [{"start_s", "end_s", "score"}], "clips": [{"start_s", "end_s", "score", "rank", "path"}],
-     "reel", "created_utc", "tool_version", "warnings": [str]}
+     "reel", "created_utc", "tool_version", "warnings": [str],
+     "extractors": {role: {"name", "version", "kind", "dim"}}}
 "selection" also records, beside the settings, the rule used ("mode") and "threshold_score": the given or
 quantile threshold, else the lowest score the ranking picked (pipeline/select.py); "warnings" holds one
 line per problem with the scores or the selection (flat scores, nothing selected). Both are derived: they
 are ignored when read back.
+"extractors" (optional; files written before it have none) is the binding the scores were computed with:
+role -> the extractor that fed it, as resolved at run time (the checkpoint's, the method's default or
+`--bind`); {} for a method that reads no features.
 Edited clips may leave out "score" (recomputed from "scores"), "rank" (the smallest unused ranks are
 given in list order) and "path" (set by the next render).
 """
@@ -31,6 +35,7 @@ import numpy as np
 from avhighlights import __version__
 from avhighlights.atomic import write_json
 from avhighlights.errors import ConfigError
+from avhighlights.models.base import FeatureSource
 from avhighlights.pipeline.select import SelectionConfig, selection_report
 from avhighlights.pipeline.timebase import Spans, align
 from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
@@ -81,6 +86,7 @@ class HighlightsDoc:
     reel: str | None = None
     created_utc: str = ""
     tool_version: str = __version__
+    extractors: dict[str, FeatureSource] | None = None  # role -> extractor the scores came from; None: not recorded
     source: Path | None = field(default=None, compare=False)  # the file it was read from
 
     def segments(self) -> list[Segment]:
@@ -99,6 +105,8 @@ class HighlightsDoc:
             "clips": [c.to_json() for c in sorted(self.clips, key=lambda c: c.rank)],
             "reel": self.reel, "created_utc": self.created_utc, "tool_version": self.tool_version,
             "warnings": warnings,
+            **({} if self.extractors is None else
+               {"extractors": {role: src.to_json() for role, src in self.extractors.items()}}),
         }
 
 
@@ -107,7 +115,9 @@ def make_doc(info: VideoInfo, curve: ScoreCurve, segments: list[Segment],
     """A fresh document for `segments` of `info`, clips best first (no paths yet; the renderer sets them)."""
     clips = tuple(ClipEntry(s.start_s, s.end_s, s.score, s.rank) for s in sorted(segments, key=lambda s: s.rank))
     video = dataclasses.replace(info, path=Path(info.path).resolve())
-    return HighlightsDoc(video, curve.method, curve.checkpoint, selection, curve, clips, created_utc=utc_now())
+    extractors = None if curve.extractors is None else dict(curve.extractors)
+    return HighlightsDoc(video, curve.method, curve.checkpoint, selection, curve, clips, created_utc=utc_now(),
+                         extractors=extractors)
 
 
 def utc_now() -> str:
@@ -138,12 +148,14 @@ def doc_from_json(data: Any, path: Path | None = None) -> HighlightsDoc:
     if data.get("schema") != SCHEMA:
         raise ResultsError(path, "schema", f"expected {SCHEMA!r}, got {data.get('schema')!r}")
     video = reader.video(data.get("video"))
-    curve = reader.curve(data.get("scores"), reader.text(data.get("method"), "method"), data.get("checkpoint"))
+    extractors = reader.extractors(data.get("extractors"))
+    curve = dataclasses.replace(reader.curve(data.get("scores"), reader.text(data.get("method"), "method"),
+                                             data.get("checkpoint")), extractors=extractors)
     clips = reader.clips(data.get("clips"), video.duration_s, curve)
     return HighlightsDoc(
         video, curve.method, curve.checkpoint, reader.selection(data.get("selection", {})), curve, clips,
         reel=reader.optional_text(data.get("reel"), "reel"), created_utc=str(data.get("created_utc", "")),
-        tool_version=str(data.get("tool_version", "")), source=path,
+        tool_version=str(data.get("tool_version", "")), extractors=extractors, source=path,
     )
 
 
@@ -185,6 +197,21 @@ class _Reader:
         if info.fps <= 0:
             raise self.fail("video.fps", f"must be positive, got {info.fps}")
         return info
+
+    def extractors(self, value: Any) -> dict[str, FeatureSource] | None:
+        if value is None:  # written before the binding was recorded
+            return None
+        binding = {}
+        for role, raw in self.mapping(value, "extractors").items():
+            name = f"extractors.{role}"
+            raw = self.mapping(raw, name)
+            dim = raw.get("dim", 0)
+            if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+                raise self.fail(f"{name}.dim", f"must be a non-negative integer, got {dim!r}")
+            binding[role] = FeatureSource(self.text(raw.get("name"), f"{name}.name"),
+                                          self.text(raw.get("version"), f"{name}.version"),
+                                          self.text(raw.get("kind", "extractor"), f"{name}.kind"), dim)
+        return binding
 
     def selection(self, value: Any) -> SelectionConfig:
         raw = self.mapping(value, "selection")

@@ -134,7 +134,8 @@ def score_sample(scorer: PreparedScorer, info: VideoInfo, sample: Sample) -> Sco
     scores = np.asarray(scorer.method.predict(sample), dtype=np.float64)
     if scores.shape != (n,):
         raise RuntimeError(f"method {scorer.method.name} returned {scores.shape} scores for {n} steps")
-    return ScoreCurve(scores, grid.start_s, grid.end_s, scorer.method.name, scorer.checkpoint)
+    return ScoreCurve(scores, grid.start_s, grid.end_s, scorer.method.name, scorer.checkpoint,
+                      extractors=extractor_sources(scorer.extractors))
 
 
 def registered_extractors() -> list[str]:

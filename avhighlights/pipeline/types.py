@@ -10,9 +10,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from avhighlights.models.base import FeatureSource
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,7 @@ class ScoreCurve:
     method: str
     checkpoint: str | None = None
     meta: dict = field(default_factory=dict)
+    extractors: Mapping[str, FeatureSource] | None = None  # role -> the extractor that fed it; None: not known
 
 
 @dataclass(frozen=True)
