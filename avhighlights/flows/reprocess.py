@@ -96,15 +96,17 @@ def list_videos(source: str | Path) -> list[tuple[Path, Path]]:
         return [(p, p.relative_to(source)) for p in videos]
     if source.is_file():
         videos = _read_manifest(source)
-        return [(p, _relative(p, source.parent)) for p in videos]
+        base = _layout_base([p.resolve() for p in videos], source.parent.resolve())
+        return [(p, p.resolve().relative_to(base)) for p in videos]
     raise DatasetError(f"{source}: neither a folder nor a manifest file")
 
 
-def _relative(video: Path, base: Path) -> Path:
-    try:
-        return video.resolve().relative_to(base.resolve())
-    except ValueError:
-        return Path(video.name)
+def _layout_base(videos: list[Path], manifest_dir: Path) -> Path:
+    """The folder a manifest's output layout is relative to: the manifest's own folder when it holds every
+    video, else the videos' common folder, so that a/x.mp4 and b/x.mp4 never share an output folder."""
+    if all(v.is_relative_to(manifest_dir) for v in videos):
+        return manifest_dir
+    return Path(os.path.commonpath([v.parent for v in videos])) if videos else manifest_dir
 
 
 def video_out_dir(config: BatchConfig, rel: str) -> Path:
