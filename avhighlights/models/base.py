@@ -101,8 +101,35 @@ def create_method(name: str, feature_dims: Mapping[str, int],
     return cls(build_config(cls.Config, overrides), feature_dims)
 
 
-def collapsed_fraction(preds: Sequence[np.ndarray], tolerance: float = 1e-7) -> float:
-    """Fraction of videos whose scores are constant (max - min <= tolerance): their ranking is decided
-    only by the tie rule (earlier step first), which is how a collapsed model can still 'score'."""
-    flat = [float(np.ptp(p)) <= tolerance for p in preds if len(p) > 1]
-    return float(np.mean(flat)) if flat else 0.0
+NEAR_CONSTANT_RTOL = 1e-3  # a score range at most this fraction of the scores' scale is a collapsed output
+NEAR_CONSTANT_ATOL = 1e-7  # and any range this small (exactly equal scores, up to float noise) is one too
+
+
+def score_scale(scores: np.ndarray) -> float:
+    """The scale a score range is measured against: max(|max|, |min|, 1). Every method's scores are
+    logits, z-scores, probabilities or norms, whose unit is 1, so below magnitude 1 the unit is the scale
+    (a network collapsed at loss ln 2 outputs logits near 0 whose range is then tiny in logit units)."""
+    finite = np.asarray(scores, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(max(np.abs(finite).max(initial=0.0), 1.0))
+
+
+def is_near_constant(scores: np.ndarray) -> bool:
+    """True when a video's scores are near-constant: range max - min <= max(NEAR_CONSTANT_RTOL * scale,
+    NEAR_CONSTANT_ATOL) with `score_scale` (span 1e-3 on scores of scale 1). Such a curve ranks its seconds by
+    differences a thousand times smaller than the scores themselves, the output of a collapsed model
+    (fit, bench and score report it). Videos of one step (or no finite score) are not judged (False).
+    This tolerance is far above `pipeline.select.flat_scores_warning`'s float-rounding one (1e-6)."""
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size <= 1:
+        return False
+    return float(np.ptp(values)) <= max(NEAR_CONSTANT_RTOL * score_scale(values), NEAR_CONSTANT_ATOL)
+
+
+def collapsed_fraction(preds: Sequence[np.ndarray]) -> float:
+    """Fraction of videos (of more than one step) whose scores are near-constant (`is_near_constant`): their
+    ranking is decided by noise or by the tie rule (earlier step first), which is how a collapsed model can
+    still 'score'."""
+    judged = [p for p in preds if np.asarray(p).size > 1]
+    return float(np.mean([is_near_constant(p) for p in judged])) if judged else 0.0
