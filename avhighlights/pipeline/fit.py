@@ -2,7 +2,7 @@
 samples -> `method.fit` -> a self-describing checkpoint (see models/checkpoint.py).
 
 Only methods with `trainable = True` and `supervised = False` (recurrence, rasl) can be fitted on
-unlabelled videos; supervised methods need labels and are trained with `avhighlights bench`.
+unlabelled videos; supervised methods need labels and are trained with `avhighlights train` (or `bench`).
 
 Roles are bound to extractors by the method's `default_binding`, changed per role with
 `binding_overrides` ({role: extractor name}), e.g. a CPU-only set-up without the default weights.
@@ -84,7 +84,8 @@ def fittable_method(name: str) -> type[HighlightMethod]:
         raise ConfigError(f"method {name!r} is a reference method and needs no fit; score with it directly")
     if cls.supervised:
         raise ConfigError(f"method {name!r} is supervised and needs labelled videos: train it with "
-                          f"`avhighlights bench` on a labelled dataset; `fit` takes unsupervised methods "
+                          f"`avhighlights train` (or `avhighlights bench --save-checkpoints`) on a labelled dataset; "
+                          f"`fit` takes unsupervised methods "
                           f"({', '.join(unsupervised_methods())})")
     return cls
 

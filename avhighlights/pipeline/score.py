@@ -88,7 +88,7 @@ def scorer_extractors(spec: ScorerSpec) -> dict[str, Extractor]:
         if cls.trainable and not fits_on_the_fly(spec):
             raise ConfigError(
                 f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
-                f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
+                f"or `avhighlights train`), or use a reference method ({', '.join(untrained_methods())})"
             )
         base = cls.default_binding
     return build_extractors(resolve_binding(base, spec.binding_overrides), spec.extractor_overrides, spec.device)
