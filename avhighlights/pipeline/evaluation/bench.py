@@ -217,6 +217,8 @@ def run_bench(data_root: str | Path, dataset: str | Dataset, method: str | None,
     match the dataset's feature sources)."""
     t0 = time.monotonic()
     load_method_modules()
+    if method is None and checkpoint is None:
+        raise ConfigError("bench needs --method (or --checkpoint to evaluate a trained model)")
     if method is not None:
         METHODS.get(method)
     ds = open_dataset(dataset, data_root, domains)
@@ -261,8 +263,6 @@ def _checkpoint_under_test(checkpoint: str | Path | None, ds: Dataset, jobs: Seq
     """The loaded checkpoint (refused when its binding does not match the dataset's feature sources, when
     `method` names another method, or with method overrides), or (None, None) without one."""
     if checkpoint is None:
-        if method is None:
-            raise ConfigError("bench needs --method (or --checkpoint to evaluate a trained model)")
         return None, None
     if overrides:
         raise ConfigError(f"--set {sorted(overrides)}: a checkpoint is evaluated with its own config; retrain to "
