@@ -55,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     numbers = ", ".join(f"{k} {v:.4f}" for k, v in (report.validation_metrics or {}).items() if v is not None)
     print(f"trained {report.method} on {len(card['train_ids'])} videos of {card['dataset']}, validated on "
-          f"{len(card['val_ids'])} ({numbers or 'no validation videos'}; selected epoch "
+          f"{len(card['val_ids'])} ({numbers or 'no validation numbers'}; selected epoch "
           f"{card['recipe']['selected_epoch']}) in {report.seconds:.1f} s -> {report.checkpoint}")
     print(f"test numbers: avhighlights bench --checkpoint {report.checkpoint} --data-root {args.data_root} "
           f"--dataset {card['dataset']}" + (" --domains " + " ".join(args.domains) if args.domains else ""))

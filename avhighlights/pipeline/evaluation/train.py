@@ -129,4 +129,8 @@ def _validate(model: HighlightMethod, proto, val: Sequence, label_keys: Sequence
     if not val:
         return None, 0.0
     preds = predict_all(model, val, label_keys)
-    return proto.evaluate(val, preds), collapsed_fraction(preds)
+    try:
+        metrics = proto.evaluate(val, preds)
+    except KeyError:  # a cross-dataset protocol scores the target dataset's labels, which training videos lack
+        metrics = None
+    return metrics, collapsed_fraction(preds)
