@@ -1,6 +1,6 @@
 """Checkpoints from `bench --save-checkpoints` and `train`, `bench --checkpoint`, and the near-constant
-collapse check (models.base.is_near_constant) in bench, fit and score. Synthetic labelled folders here;
-the same on the shared YouTube Highlights features in test_bench_checkpoints_data.py."""
+collapse check (avhighlights.near_constant) in bench, fit and score. Synthetic labelled folders here;
+the same on the shared YouTube Highlights features at the bottom (marked data)."""
 
 # ruff: noqa: F811  (test parameters shadow the imported fixtures)
 from __future__ import annotations

@@ -96,7 +96,7 @@ def test_flat_scores_warn(scores):
 def test_rankable_scores_do_not_warn(scores):
     assert flat_scores_warning(np.array(scores, dtype=float)) is None
     warnings = score_warnings(grid_curve(scores))
-    # above float rounding, but a range within 1e-3 of the scale is near-constant (models.base.is_near_constant)
+    # above float rounding, but a range within 1e-3 of the scale is near-constant (avhighlights.near_constant)
     assert (warnings == []) == (scores is SCORES) and all("near-constant" in w for w in warnings)
 
 

@@ -42,8 +42,8 @@ magnitude max(|max|, |min|), or <= FLAT_ATOL (1e-12) near zero, cannot be ranked
 float32 units in the last place (models compute in float32), so such differences are rounding noise. A
 silent video under `loudness` scores all zeros. The selection still runs (ties go to the earliest
 seconds), and the warning is shown by `score` and stored in highlights.json's `warnings`. Near-constant
-scores (`near_constant_warning`, `models.base.is_near_constant`: range <= 1e-3 of max(|scores|, 1)), the
-output of a collapsed model, get their own warning the same way.
+scores (`near_constant_warning`, `avhighlights.near_constant.is_near_constant`: range <= 1e-3 of
+max(|scores|, 1)), the output of a collapsed model, get their own warning the same way.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from avhighlights.errors import AVHighlightsError, ConfigError
-from avhighlights.models.base import NEAR_CONSTANT_RTOL, is_near_constant, score_scale
+from avhighlights.near_constant import NEAR_CONSTANT_RTOL, is_near_constant, score_scale
 from avhighlights.pipeline.timebase import Spans, align
 from avhighlights.pipeline.types import ScoreCurve, Segment
 
@@ -211,7 +211,7 @@ def flat_scores_warning(scores: np.ndarray, method: str = "") -> str | None:
 
 
 def near_constant_warning(scores: np.ndarray, method: str = "") -> str | None:
-    """A one-line warning when `scores` are near-constant (`models.base.is_near_constant`: range <= 1e-3 of
+    """A one-line warning when `scores` are near-constant (`near_constant.is_near_constant`: range <= 1e-3 of
     their scale), the output of a collapsed model, else None."""
     if not is_near_constant(scores):
         return None

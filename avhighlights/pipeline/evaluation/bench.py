@@ -134,7 +134,7 @@ def seeded_overrides(cls: type[HighlightMethod], overrides: Mapping[str, Any] | 
     return result
 
 
-COLLAPSED_KEY = "collapsed_fraction"  # per run: the test videos with near-constant scores (models.base)
+COLLAPSED_KEY = "collapsed_fraction"  # per run: the test videos with near-constant scores (near_constant.py)
 TrainedFn = Callable[[HighlightMethod, Split, int, dict[str, float], dict[str, Any]], None]
 
 

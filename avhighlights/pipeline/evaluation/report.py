@@ -83,7 +83,7 @@ def markdown_report(result: Mapping, formats: Mapping[str, MetricFormat]) -> str
 
 def collapse_note(result: Mapping) -> list[str]:
     """A warning naming every (seed, split) run whose test predictions were near-constant on some videos
-    (`collapsed_fraction`: range <= 1e-3 of the scores' scale, see models.base.is_near_constant)."""
+    (`collapsed_fraction`: range <= 1e-3 of the scores' scale, see avhighlights.near_constant)."""
     runs = [(seed, split, m.get("collapsed_fraction") or 0.0) for seed, splits in result["per_seed"].items()
             for split, m in splits.items()]
     flagged = [(seed, split, f) for seed, split, f in runs if f > 0]
