@@ -24,6 +24,7 @@ from avhighlights.pca_cli import build_pca_subcommand
 from avhighlights.pipeline.evaluation.bench_args import build_merge_subcommand
 from avhighlights.pipeline.progress import PROGRESS_MODES, Progress
 from avhighlights.selection_cli import add_selection_arguments, selection_from_args
+from avhighlights.train_cli import build_train
 from avhighlights.weights_cli import add_weights_dir_argument, build_weights
 
 
@@ -315,6 +316,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 _SUBCOMMAND_BUILDERS = [
     _build_info, _build_score, _build_render, _build_bench, _build_store, _build_listing, _build_demo, build_fit,
     build_watch, build_pca_subcommand, build_serve, build_merge_subcommand, build_weights, build_reprocess,
+    build_train,
 ]
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from avhighlights.overrides import parse_overrides, parse_pairs  # noqa: F401  (re-exported)
@@ -54,7 +55,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
     progress.close()
     binding = ", ".join(f"{role}={src.name} v{src.version}" for role, src in report.binding.items())
     progress.event("fit", checkpoint=str(report.checkpoint), method=report.method, videos=len(report.videos),
-                   steps=report.n_steps, seconds=round(report.seconds, 3))
+                   steps=report.n_steps, seconds=round(report.seconds, 3),
+                   near_constant_fraction=report.near_constant_fraction)
+    if report.near_constant_fraction > 0 and progress.mode != "json":
+        print(f"warning: {report.checkpoint}: near-constant scores on {report.near_constant_fraction:.0%} of the "
+              "training videos (range at most 1e-3 of their scale): the fit collapsed and ranks nothing; refit "
+              "with a lower learning rate (--set lr=...)", file=sys.stderr)
     if progress.mode != "json":
         print(f"fitted {report.method} on {len(report.videos)} videos ({report.n_steps} s; {binding}) in "
               f"{report.seconds:.1f} s -> {report.checkpoint}")

@@ -70,13 +70,13 @@ def test_a_network_that_collapses_to_a_constant_is_reported_and_warned():
     """A dead score head (here: the last layer zeroed and a learning rate too small to revive it) gives the
     same score everywhere; fit says so in its report and warns, since the scores carry no ranking."""
     healthy = create_method("recurrence", DIMS, TINY)
-    assert healthy.fit(planted_videos(4, 0), seed=0)["collapsed_on_train"] == 0.0
+    assert healthy.fit(planted_videos(4, 0), seed=0)["near_constant_on_train"] == 0.0
     method = create_method("recurrence", DIMS, {**TINY, "lr": 1e-12})
     with torch.no_grad():
         method.module.regressor[-1].weight.zero_()
     with pytest.warns(UserWarning, match="constant scores on 100% of its training videos.*collapsed at lr 1e-12"):
         report = method.fit(planted_videos(4, 0), seed=0)
-    assert report["collapsed_on_train"] == 1.0
+    assert report["near_constant_on_train"] == 1.0
 
 
 def test_pseudo_labels_mark_the_recurring_clips():

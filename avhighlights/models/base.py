@@ -14,6 +14,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from avhighlights.near_constant import (  # noqa: F401  (re-exported: the one collapse criterion)
+    NEAR_CONSTANT_ATOL,
+    NEAR_CONSTANT_RTOL,
+    is_near_constant,
+    score_scale,
+)
 from avhighlights.registry import Registry, build_config
 
 METHODS: Registry[HighlightMethod] = Registry("method")
@@ -101,8 +107,9 @@ def create_method(name: str, feature_dims: Mapping[str, int],
     return cls(build_config(cls.Config, overrides), feature_dims)
 
 
-def collapsed_fraction(preds: Sequence[np.ndarray], tolerance: float = 1e-7) -> float:
-    """Fraction of videos whose scores are constant (max - min <= tolerance): their ranking is decided
-    only by the tie rule (earlier step first), which is how a collapsed model can still 'score'."""
-    flat = [float(np.ptp(p)) <= tolerance for p in preds if len(p) > 1]
-    return float(np.mean(flat)) if flat else 0.0
+def collapsed_fraction(preds: Sequence[np.ndarray]) -> float:
+    """Fraction of videos (of more than one step) whose scores are near-constant (`is_near_constant`): their
+    ranking is decided by noise or by the tie rule (earlier step first), which is how a collapsed model can
+    still 'score'."""
+    judged = [p for p in preds if np.asarray(p).size > 1]
+    return float(np.mean([is_near_constant(p) for p in judged])) if judged else 0.0

@@ -1,11 +1,13 @@
 """Self-describing checkpoints: one safetensors file whose metadata holds the method name, its
-config, the feature binding (role -> source name/version/dim) and free-form training info."""
+config, the feature binding (role -> source name/version/dim), free-form training info and, for
+checkpoints trained on a benchmark dataset (`bench --save-checkpoints`, `train`), a model card
+(metadata key `model_card`: dataset, training/validation ids, recipe, seed, measured numbers, command)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,11 @@ class CheckpointInfo:
     config: dict[str, Any]
     binding: dict[str, FeatureSource]
     training: dict[str, Any]
+    model_card: dict[str, Any] = field(default_factory=dict)
 
 
 def save_checkpoint(method: HighlightMethod, path: str | Path, binding: Mapping[str, FeatureSource],
-                    training: Mapping[str, Any] | None = None) -> Path:
+                    training: Mapping[str, Any] | None = None, model_card: Mapping[str, Any] | None = None) -> Path:
     """Write `method` (weights + everything needed to rebuild it) atomically to `path`."""
     tensors = {k: _as_tensor(v) for k, v in method.state_dict().items()}
     meta = {
@@ -41,6 +44,8 @@ def save_checkpoint(method: HighlightMethod, path: str | Path, binding: Mapping[
         "binding": json.dumps({role: src.to_json() for role, src in binding.items()}),
         "training": json.dumps(dict(training or {}), default=str),
     }
+    if model_card is not None:
+        meta["model_card"] = json.dumps(dict(model_card), default=str)
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -68,7 +73,9 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
 def _parse_metadata(meta: Mapping[str, str]) -> CheckpointInfo:
     """The metadata fields as `save_checkpoint` writes them; any other shape raises."""
     binding = {str(r): FeatureSource.from_json(s) for r, s in _json_object(meta, "binding").items()}
-    return CheckpointInfo(str(meta["method"]), _json_object(meta, "config"), binding, _json_object(meta, "training"))
+    card = _json_object(meta, "model_card") if "model_card" in meta else {}
+    return CheckpointInfo(str(meta["method"]), _json_object(meta, "config"), binding, _json_object(meta, "training"),
+                          card)
 
 
 def _json_object(meta: Mapping[str, str], name: str) -> dict[str, Any]:
@@ -106,6 +113,23 @@ def check_binding(path: str | Path, stored: Mapping[str, FeatureSource],
             problems.append(f"role {role!r} was trained on {src.name} v{src.version}, got {have.name} v{have.version}")
     if problems:
         raise CheckpointMismatchError(f"{path}: extractor mismatch: " + "; ".join(problems))
+
+
+def describe_binding(binding: Mapping[str, FeatureSource]) -> str:
+    """'role=name vVERSION, ...' (sorted by role), as errors and reports name a binding."""
+    return ", ".join(f"{role}={src.name} v{src.version}" for role, src in sorted(binding.items())) or "(none)"
+
+
+def refuse_dataset_binding(path: str | Path, info: CheckpointInfo) -> None:
+    """CheckpointMismatchError when the checkpoint reads dataset feature streams (kind 'dataset', e.g. the UMT
+    release features): no registered extractor reproduces them, so it cannot score raw video."""
+    dataset_roles = {r: s for r, s in info.binding.items() if s.kind == "dataset"}
+    if dataset_roles:
+        dataset = info.model_card.get("dataset", "a benchmark dataset")
+        raise CheckpointMismatchError(
+            f"{path}: trained on the feature files of {dataset} ({describe_binding(dataset_roles)}); no registered "
+            "extractor reproduces these dataset sources from raw video, so it cannot score a video; evaluate it "
+            "with `avhighlights bench --checkpoint`, or train on extractor features")
 
 
 def _as_tensor(value: Any) -> torch.Tensor:

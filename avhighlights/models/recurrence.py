@@ -141,12 +141,12 @@ class RecurrenceMethod(JointVAMethod):
         run = run_epochs(self.module, epochs, lambda _: self._train_epoch(pairs, optimiser, rng), None, progress)
         collapsed = collapsed_fraction([self.predict(Sample(s.video_id, s.features, s.step_s)) for s in train])
         if collapsed > 0.5:
-            warnings.warn(f"recurrence: the network gives constant scores on {collapsed:.0%} of its training videos "
-                          f"(final loss {run.history[-1]['total']:.4f}; ln 2 = 0.6931 is a constant output): it "
+            warnings.warn(f"recurrence: the network gives near-constant scores on {collapsed:.0%} of its training "
+                          f"videos (final loss {run.history[-1]['total']:.4f}; ln 2 = 0.6931 is a constant output): it "
                           f"collapsed at lr {lr:g}. Its scores carry no ranking; refit with a lower learning rate "
                           "(--set lr=0.0005) or use direct_pseudo", stacklevel=2)
         return {"clustering": report, "train_loss": [h["total"] for h in run.history], "lr": lr, "epochs": epochs,
-                "parameters": self.parameter_count(), "collapsed_on_train": collapsed}
+                "parameters": self.parameter_count(), "near_constant_on_train": collapsed}
 
     def predict(self, sample: Sample) -> np.ndarray:
         if self.config.direct_pseudo:

@@ -2,7 +2,7 @@
 samples -> `method.fit` -> a self-describing checkpoint (see models/checkpoint.py).
 
 Only methods with `trainable = True` and `supervised = False` (recurrence, rasl) can be fitted on
-unlabelled videos; supervised methods need labels and are trained with `avhighlights bench`.
+unlabelled videos; supervised methods need labels and are trained with `avhighlights train` (or `bench`).
 
 Roles are bound to extractors by the method's `default_binding`, changed per role with
 `binding_overrides` ({role: extractor name}), e.g. a CPU-only set-up without the default weights.
@@ -23,7 +23,15 @@ from typing import Any
 
 from avhighlights.errors import ConfigError
 from avhighlights.extractors.base import Extractor
-from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, ProgressFn, Sample, create_method
+from avhighlights.models.base import (
+    METHODS,
+    FeatureSource,
+    HighlightMethod,
+    ProgressFn,
+    Sample,
+    collapsed_fraction,
+    create_method,
+)
 from avhighlights.models.checkpoint import save_checkpoint
 from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
@@ -53,6 +61,7 @@ class FitReport:
     seconds: float
     training: dict[str, Any] = field(default_factory=dict)
     extraction: ExtractionStats = field(default_factory=ExtractionStats)
+    near_constant_fraction: float = 0.0  # training videos whose fitted scores are near-constant (a collapse)
 
 
 def find_videos(paths: Sequence[str | Path]) -> list[Path]:
@@ -76,7 +85,8 @@ def fittable_method(name: str) -> type[HighlightMethod]:
         raise ConfigError(f"method {name!r} is a reference method and needs no fit; score with it directly")
     if cls.supervised:
         raise ConfigError(f"method {name!r} is supervised and needs labelled videos: train it with "
-                          f"`avhighlights bench` on a labelled dataset; `fit` takes unsupervised methods "
+                          f"`avhighlights train` (or `avhighlights bench --save-checkpoints`) on a labelled dataset; "
+                          f"`fit` takes unsupervised methods "
                           f"({', '.join(unsupervised_methods())})")
     return cls
 
@@ -136,10 +146,12 @@ def fit_infos(infos: Sequence[VideoInfo], method: str, extractors: Mapping[str, 
     samples = load_samples(infos, extractors, store, progress, stats)
     report = model.fit(samples, seed=seed, progress=lambda _stage, f: progress("fit:train", f))  # one bar
     binding = extractor_sources(extractors)
+    near_constant = collapsed_fraction([model.predict(s) for s in samples])
     training = {"fit": report, "seed": seed, "step_s": GRID_STEP_S, "videos": [str(i.path) for i in infos],
-                "video_sha256": [i.sha256 for i in infos], **dict(training_extra or {})}
+                "video_sha256": [i.sha256 for i in infos], "near_constant_fraction": near_constant,
+                **dict(training_extra or {})}
     with writing_to(Path(out_checkpoint).parent):
         path = save_checkpoint(model, out_checkpoint, binding, training)
     return FitReport(path, method, config_to_dict(model.config), binding, [i.path for i in infos],
                      [i.sha256 for i in infos], seed, sum(s.n_steps for s in samples), time.monotonic() - t0,
-                     report, stats)
+                     report, stats, near_constant)

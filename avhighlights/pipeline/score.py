@@ -13,7 +13,7 @@ import numpy as np
 from avhighlights.errors import ConfigError
 from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
 from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, ProgressFn, Sample, create_method
-from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info
+from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info, refuse_dataset_binding
 from avhighlights.pipeline.timebase import FeatureTrack, align_track, second_grid
 from avhighlights.pipeline.types import ScoreCurve, VideoInfo
 
@@ -80,13 +80,15 @@ def scorer_extractors(spec: ScorerSpec) -> dict[str, Extractor]:
     method's default, with `binding_overrides` applied. A trainable method with neither a checkpoint nor an
     on-the-fly fit is refused here (ConfigError), before any feature is extracted."""
     if spec.checkpoint:
-        base = {r: s.name for r, s in read_checkpoint_info(spec.checkpoint).binding.items()}
+        info = read_checkpoint_info(spec.checkpoint)
+        refuse_dataset_binding(spec.checkpoint, info)  # trained on a dataset's feature files: not on raw video
+        base = {r: s.name for r, s in info.binding.items()}
     else:
         cls = METHODS.get(spec.method)
         if cls.trainable and not fits_on_the_fly(spec):
             raise ConfigError(
                 f"method {spec.method!r} must be trained first: pass --checkpoint (train with `avhighlights fit` "
-                f"or `avhighlights bench`), or use a reference method ({', '.join(untrained_methods())})"
+                f"or `avhighlights train`), or use a reference method ({', '.join(untrained_methods())})"
             )
         base = cls.default_binding
     return build_extractors(resolve_binding(base, spec.binding_overrides), spec.extractor_overrides, spec.device)

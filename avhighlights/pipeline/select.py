@@ -41,7 +41,9 @@ Flat scores (`flat_scores_warning`): a curve whose range max - min is <= FLAT_RT
 magnitude max(|max|, |min|), or <= FLAT_ATOL (1e-12) near zero, cannot be ranked: 1e-6 is about eight
 float32 units in the last place (models compute in float32), so such differences are rounding noise. A
 silent video under `loudness` scores all zeros. The selection still runs (ties go to the earliest
-seconds), and the warning is shown by `score` and stored in highlights.json's `warnings`.
+seconds), and the warning is shown by `score` and stored in highlights.json's `warnings`. Near-constant
+scores (`near_constant_warning`, `avhighlights.near_constant.is_near_constant`: range <= 1e-3 of
+max(|scores|, 1)), the output of a collapsed model, get their own warning the same way.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from avhighlights.errors import AVHighlightsError, ConfigError
+from avhighlights.near_constant import NEAR_CONSTANT_RTOL, is_near_constant, score_scale
 from avhighlights.pipeline.timebase import Spans, align
 from avhighlights.pipeline.types import ScoreCurve, Segment
 
@@ -207,10 +210,23 @@ def flat_scores_warning(scores: np.ndarray, method: str = "") -> str | None:
             "the ranking is arbitrary and the clips are simply the earliest seconds; try another method")
 
 
+def near_constant_warning(scores: np.ndarray, method: str = "") -> str | None:
+    """A one-line warning when `scores` are near-constant (`near_constant.is_near_constant`: range <= 1e-3 of
+    their scale), the output of a collapsed model, else None."""
+    if not is_near_constant(scores):
+        return None
+    values = np.asarray(scores, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    who = f"scores of method {method!r}" if method else "scores"
+    return (f"{who} are near-constant (range {float(np.ptp(values)):.3g} on a scale of {score_scale(values):.3g}, "
+            f"at most {NEAR_CONSTANT_RTOL:g} of it): a collapsed model; the ranking is mostly noise, retrain "
+            "(e.g. a lower learning rate) or try another method")
+
+
 def score_warnings(curve: ScoreCurve) -> list[str]:
-    """Warnings about a score curve (one string each): today only `flat_scores_warning`."""
-    flat = flat_scores_warning(curve.scores, curve.method)
-    return [flat] if flat else []
+    """Warnings about a score curve (one string each): `flat_scores_warning`, else `near_constant_warning`."""
+    warning = flat_scores_warning(curve.scores, curve.method) or near_constant_warning(curve.scores, curve.method)
+    return [warning] if warning else []
 
 
 def rank_order(scores: np.ndarray, start_s: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import os
 import platform
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ from avhighlights.models.base import (  # noqa: F401  (collapsed_fraction re-exp
     collapsed_fraction,
     create_method,
 )
+from avhighlights.models.checkpoint import CheckpointInfo
+from avhighlights.models.torch_method import set_seed
 from avhighlights.overrides import parse_overrides
 from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
     folder_data,
@@ -44,6 +46,7 @@ from avhighlights.pipeline.evaluation import (  # noqa: F401  (registration)
     youtube_data,
 )
 from avhighlights.pipeline.evaluation.bench_args import add_bench_arguments  # noqa: F401  (re-export)
+from avhighlights.pipeline.evaluation.bench_checkpoints import CheckpointSaver, checkpoint_summary, load_for_dataset
 from avhighlights.pipeline.evaluation.datasets import DATASETS, Dataset, Split
 from avhighlights.pipeline.evaluation.protocols import PROTOCOLS, BenchProtocol
 from avhighlights.pipeline.evaluation.report import markdown_report, summarise
@@ -131,7 +134,8 @@ def seeded_overrides(cls: type[HighlightMethod], overrides: Mapping[str, Any] | 
     return result
 
 
-COLLAPSED_KEY = "collapsed_fraction"
+COLLAPSED_KEY = "collapsed_fraction"  # per run: the test videos with near-constant scores (near_constant.py)
+TrainedFn = Callable[[HighlightMethod, Split, int, dict[str, float], dict[str, Any]], None]
 
 
 def predict_all(method: HighlightMethod, samples: Sequence[Sample], label_keys: Sequence[str]) -> list[np.ndarray]:
@@ -145,26 +149,41 @@ def predict_all(method: HighlightMethod, samples: Sequence[Sample], label_keys: 
     return preds
 
 
-def run_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, split: Split,
-              seed: int, protocol: BenchProtocol) -> tuple[dict[str, float], dict[str, Any]]:
-    """Build, (fit,) predict and evaluate one split; returns the metrics and the method's info."""
+def train_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, split: Split, seed: int,
+                test: Sequence[Sample]) -> tuple[HighlightMethod, dict[str, Any]]:
+    """Build the method and, when it is trainable, fit it on the split's train (and val) videos; labels are
+    stripped for unsupervised methods. Returns the method and its fit report."""
     cls = METHODS.get(name)
-    train, val, test = (dataset.samples(ids) for ids in (split.train_ids, split.val_ids, split.test_ids))
+    train, val = (dataset.samples(ids) for ids in (split.train_ids, split.val_ids))
     run_overrides = seeded_overrides(cls, overrides, seed)
+    set_seed(seed)  # networks are initialised when built: seeded, so that a seed gives the same numbers every run
     method = create_method(name, method_dims(cls, test, method_roles(cls, run_overrides)), run_overrides)
     label_keys = getattr(dataset, "label_meta_keys", ())
-    fit_report: dict[str, Any] = {}
-    if cls.trainable:
-        if not train:
-            raise ConfigError(f"method {name!r} needs training videos but split {split.name!r} has none")
-        if not cls.supervised:
-            train, val = ([strip_labels(s, label_keys) for s in part] for part in (train, val))
-        fit_report = method.fit(train, val or None, seed) or {}
-    preds = predict_all(method, test, label_keys)
+    if not cls.trainable:
+        return method, {}
+    if not train:
+        raise ConfigError(f"method {name!r} needs training videos but split {split.name!r} has none")
+    if not cls.supervised:
+        train, val = ([strip_labels(s, label_keys) for s in part] for part in (train, val))
+    return method, method.fit(train, val or None, seed) or {}
+
+
+def run_split(name: str, overrides: Mapping[str, Any] | None, dataset: Dataset, split: Split,
+              seed: int, protocol: BenchProtocol, trained: HighlightMethod | None = None,
+              on_trained: TrainedFn | None = None) -> tuple[dict[str, float], dict[str, Any]]:
+    """Build, (fit,) predict and evaluate one split; returns the metrics and the method's info. With `trained`
+    (a loaded checkpoint) nothing is built or fitted; `on_trained(method, split, seed, metrics, fit_report)` is
+    called after the evaluation (bench --save-checkpoints)."""
+    test = dataset.samples(split.test_ids)
+    method, fit_report = (trained, {}) if trained is not None else train_split(name, overrides, dataset, split,
+                                                                               seed, test)
+    preds = predict_all(method, test, getattr(dataset, "label_meta_keys", ()))
     metrics = {**protocol.evaluate(test, preds), COLLAPSED_KEY: collapsed_fraction(preds)}
     if metrics[COLLAPSED_KEY] > 0:
         warnings.warn(f"{name}, seed {seed}, split {split.name}: {metrics[COLLAPSED_KEY]:.0%} of the test videos got "
-                      "constant scores (a collapsed model); their ranking falls back to the tie rule", stacklevel=2)
+                      "near-constant scores (a collapsed model); their ranking is noise or the tie rule", stacklevel=2)
+    if on_trained is not None:
+        on_trained(method, split, seed, metrics, fit_report)
     return metrics, {"method_config": config_to_dict(method.config), "fit": fit_report}
 
 
@@ -180,29 +199,40 @@ def default_out_dir(dataset: str, protocol: str, method: str) -> Path:
     return Path("bench") / "results" / f"{dataset}-{protocol}-{method}"
 
 
-def _resolve_protocol(ds: Dataset, dataset_name: str, protocol: str | None) -> BenchProtocol:
+def resolve_protocol(ds: Dataset, dataset_name: str, protocol: str | None) -> BenchProtocol:
     proto = PROTOCOLS.get(protocol or ds.default_protocol)()
     if proto.dataset != dataset_name:
         raise ConfigError(f"protocol {proto.name!r} is for dataset {proto.dataset!r}, not {dataset_name!r}")
     return proto
 
 
-def run_bench(data_root: str | Path, dataset: str | Dataset, method: str, seeds: int | Sequence[int],
+def run_bench(data_root: str | Path, dataset: str | Dataset, method: str | None, seeds: int | Sequence[int],
               domains: Sequence[str] | None = None, out_dir: str | Path | None = None, protocol: str | None = None,
-              method_overrides: Mapping[str, Any] | None = None, progress: ProgressFn | None = None) -> BenchResult:
+              method_overrides: Mapping[str, Any] | None = None, progress: ProgressFn | None = None,
+              save_checkpoints: str | Path | None = None, checkpoint: str | Path | None = None) -> BenchResult:
     """Run `method` on `dataset` under `protocol` (default: the dataset's) for `seeds` (a count, or
-    explicit seeds); write result.json and results.md into `out_dir`."""
+    explicit seeds); write result.json and results.md into `out_dir`. `save_checkpoints`: a folder that gets
+    one checkpoint with a model card per (seed, split) (bench_checkpoints.py). `checkpoint`: evaluate that
+    checkpoint on every split's test videos without training (`method` may then be None; its binding must
+    match the dataset's feature sources)."""
     t0 = time.monotonic()
     load_method_modules()
-    METHODS.get(method)
+    if method is None and checkpoint is None:
+        raise ConfigError("bench needs --method (or --checkpoint to evaluate a trained model)")
+    if method is not None:
+        METHODS.get(method)
     ds = open_dataset(dataset, data_root, domains)
     dataset_name = ds.name
-    proto = _resolve_protocol(ds, dataset_name, protocol)
+    proto = resolve_protocol(ds, dataset_name, protocol)
     seed_values = seed_list(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]
     per_seed, splits, method_info, fit_reports = {}, {}, {}, {}
     jobs = [(seed, split) for seed in seed_values for split in proto.splits(ds, seed)]
+    trained, ckpt_info = _checkpoint_under_test(checkpoint, ds, jobs, method, method_overrides)
+    method = ckpt_info.method if ckpt_info else method
+    saver = CheckpointSaver(save_checkpoints, ds, proto.name, data_root, domains, method_overrides) \
+        if save_checkpoints else None
     for done, (seed, split) in enumerate(jobs):
-        metrics, info = run_split(method, method_overrides, ds, split, seed, proto)
+        metrics, info = run_split(method, method_overrides, ds, split, seed, proto, trained, saver)
         method_info = method_info or info
         per_seed.setdefault(seed, {})[split.name] = metrics
         splits.setdefault(str(seed), []).append(split.to_json())
@@ -210,15 +240,37 @@ def run_bench(data_root: str | Path, dataset: str | Dataset, method: str, seeds:
             fit_reports.setdefault(str(seed), {})[split.name] = info["fit"]
         if progress:
             progress(f"bench {dataset_name}/{proto.name}/{method}", (done + 1) / len(jobs))
+    method_config = method_info.get("method_config")
     config = {"dataset": dataset_name, "protocol": proto.name, "method": method, "data_root": str(data_root),
               "domains": list(domains) if domains else None, "method_overrides": dict(method_overrides or {}),
-              "method_config": _config_without_run_seed(method_info.get("method_config"), method_overrides),
+              "method_config": method_config if ckpt_info else _config_without_run_seed(method_config,
+                                                                                        method_overrides),
               "feature_sources": {r: s.to_json() for r, s in ds.feature_sources.items()}}
+    if ckpt_info:
+        config["checkpoint"] = checkpoint_summary(checkpoint, ckpt_info, ds, jobs)
+    extra = {**_dataset_extra(ds), **({"checkpoints": saver.paths} if saver else {})}
     result = BenchResult(config, seed_values, proto.notes, splits, per_seed,
                          summarise(per_seed, list(proto.metrics), proto.std_over), 0.0, machine_info(),
-                         _dataset_extra(ds), fit_reports)
+                         extra, fit_reports)
     result.wall_s = round(time.monotonic() - t0, 3)
-    return write_result(result, proto, Path(out_dir) if out_dir else default_out_dir(dataset_name, proto.name, method))
+    default = default_out_dir(dataset_name, proto.name, method + (f"-{Path(checkpoint).stem}" if checkpoint else ""))
+    return write_result(result, proto, Path(out_dir) if out_dir else default)
+
+
+def _checkpoint_under_test(checkpoint: str | Path | None, ds: Dataset, jobs: Sequence[tuple[int, Split]],
+                           method: str | None, overrides: Mapping[str, Any] | None
+                           ) -> tuple[HighlightMethod | None, CheckpointInfo | None]:
+    """The loaded checkpoint (refused when its binding does not match the dataset's feature sources, when
+    `method` names another method, or with method overrides), or (None, None) without one."""
+    if checkpoint is None:
+        return None, None
+    if overrides:
+        raise ConfigError(f"--set {sorted(overrides)}: a checkpoint is evaluated with its own config; retrain to "
+                          "change it")
+    trained, info = load_for_dataset(checkpoint, ds, ds.samples(jobs[0][1].test_ids) if jobs else [])
+    if method is not None and method != info.method:
+        raise ConfigError(f"--method {method!r}, but checkpoint {checkpoint} holds method {info.method!r}")
+    return trained, info
 
 
 def _config_without_run_seed(config: dict | None, overrides: Mapping[str, Any] | None) -> dict | None:
@@ -257,14 +309,24 @@ def bench_main(args: argparse.Namespace) -> int:
     from avhighlights.pipeline.progress import Progress
 
     progress = Progress(getattr(args, "progress", "bar"))
-    seeds = args.seed_values or args.seeds
+    seeds = args.seed_values or args.seeds or _default_seeds(args.checkpoint)
     result = run_bench(args.data_root, args.dataset, args.method, seeds, args.domains, args.out,
-                       args.protocol, parse_overrides(args.overrides), progress)
+                       args.protocol, parse_overrides(args.overrides), progress, args.save_checkpoints,
+                       args.checkpoint)
     if hasattr(progress, "close"):
         progress.close()
     print(result.markdown_path.read_text())
     print(f"wrote {result.json_path} and {result.markdown_path}")
     return 0
+
+
+def _default_seeds(checkpoint: str | None) -> int | list[int]:
+    """5 seeds; for a checkpoint the one it was trained with (its split), else 42."""
+    if checkpoint is None:
+        return 5
+    from avhighlights.models.checkpoint import read_checkpoint_info
+
+    return [int(read_checkpoint_info(checkpoint).model_card.get("seed", BASE_SEEDS[0]))]
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True,
                         help="dataset name: tvsum, youtube_highlights, mrhisum, folder, tvsum_to_youtube, "
                         "youtube_to_tvsum, or another registered one (an unknown name lists them)")
-    parser.add_argument("--method", required=True, help="registered method name (see `avhighlights methods`)")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds: the first N of 42 123 456 777 999 "
-                        "(then 1000+i); default 5")
+    parser.add_argument("--method", default=None,
+                        help="registered method name (see `avhighlights methods`); required unless --checkpoint")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds: the first N of 42 123 456 777 999 "
+                        "(then 1000+i); default 5 (with --checkpoint: the seed it was trained with)")
     parser.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
                         help="these seeds instead of --seeds N (e.g. one seed per machine; join the parts with "
                         "`avhighlights bench-merge`)")
@@ -27,6 +28,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output folder (default bench/results/<dataset>-<protocol>-<method>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="method config override; VALUE is parsed as JSON when it can be (repeatable)")
+    parser.add_argument("--save-checkpoints", default=None, metavar="DIR",
+                        help="write one checkpoint per (seed, split) into DIR, each with a model card (training and "
+                        "validation ids, recipe, seed, the measured test numbers, the command reproducing it)")
+    parser.add_argument("--checkpoint", default=None, metavar="CKPT",
+                        help="evaluate this checkpoint on every split's test videos without training; the dataset's "
+                        "feature sources must match the checkpoint's binding")
     from avhighlights.weights_cli import add_weights_dir_argument
 
     add_weights_dir_argument(parser)  # extractors built for video datasets (tvsum_videos, folder) look there too

@@ -4,6 +4,7 @@ for rho/tau, the protocol named next to every number). Std is the population std
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -75,19 +76,24 @@ def markdown_report(result: Mapping, formats: Mapping[str, MetricFormat]) -> str
     config_line = (f"Method config: `{config['method_config']}`; overrides: `{config['method_overrides']}`.")
     wall_line = (f"Wall time {result['wall_s']:.1f} s on {result['machine']['cpu_count']} CPU(s) "
                  f"({result['machine']['platform']}).")
-    foot = collapse_note(result) + training_note(result) + ["", config_line, wall_line] + merge_note(result)
+    foot = (collapse_note(result) + training_note(result) + checkpoint_note(result) + ["", config_line, wall_line]
+            + merge_note(result))
     return "\n".join(head + _table(rows, formats) + foot) + "\n"
 
 
 def collapse_note(result: Mapping) -> list[str]:
-    """A warning line when some split's test predictions were constant (see bench.collapsed_fraction)."""
-    fractions = [m.get("collapsed_fraction", 0.0) for runs in result["per_seed"].values() for m in runs.values()]
-    if not any(f > 0 for f in fractions):
+    """A warning naming every (seed, split) run whose test predictions were near-constant on some videos
+    (`collapsed_fraction`: range <= 1e-3 of the scores' scale, see avhighlights.near_constant)."""
+    runs = [(seed, split, m.get("collapsed_fraction") or 0.0) for seed, splits in result["per_seed"].items()
+            for split, m in splits.items()]
+    flagged = [(seed, split, f) for seed, split, f in runs if f > 0]
+    if not flagged:
         return []
-    worst = max(fractions)
-    return ["", f"**Warning: collapsed predictions** in {sum(f > 0 for f in fractions)} of {len(fractions)} "
-                f"(seed, split) runs (up to {worst:.0%} of their test videos had constant scores); those videos are "
-                "ranked by the tie rule alone, so their metric is a property of the protocol, not of the model."]
+    listed = ", ".join(f"seed {seed} {split} {f:.0%}" for seed, split, f in flagged)
+    return ["", f"**Warning: collapsed predictions** in {len(flagged)} of {len(runs)} (seed, split) runs "
+                f"(near-constant scores: range at most 1e-3 of their scale) on this fraction of their test videos: "
+                f"{listed}. Those videos are ranked by noise or the tie rule, so their metric is a property of the "
+                "protocol, not of the model."]
 
 
 def training_note(result: Mapping) -> list[str]:
@@ -99,6 +105,26 @@ def training_note(result: Mapping) -> list[str]:
         return []
     return ["", f"Selected epoch (0-based, by validation) over {len(epochs)} (seed, split) runs: min {min(epochs)}, "
                 f"median {int(np.median(epochs))}, max {max(epochs)}; per run in result.json `fit_reports`."]
+
+
+def checkpoint_note(result: Mapping) -> list[str]:
+    """Which checkpoint was evaluated (`bench --checkpoint`), or where the trained ones went (`--save-checkpoints`)."""
+    evaluated = result["config"].get("checkpoint")
+    saved = result.get("extra", {}).get("checkpoints")
+    if evaluated:
+        seen = evaluated.get("test_videos_seen_in_training", {})
+        trained = evaluated.get("trained_on", {})
+        line = (f"Evaluated checkpoint `{evaluated['path']}` without training (trained on {trained.get('dataset')}, "
+                f"split {trained.get('split')}, seed {trained.get('seed')}).")
+        if any(seen.values()):
+            line += (" Test videos it saw in training or validation: "
+                     + ", ".join(f"{run} {n}" for run, n in seen.items() if n) + ".")
+        return ["", line]
+    if saved:
+        paths = [path for runs in saved.values() for path in runs.values()]
+        return ["", f"Saved {len(paths)} checkpoints (one per seed and split, each with a model card) in "
+                    f"`{Path(paths[0]).parent}`; result.json `extra.checkpoints` lists them."]
+    return []
 
 
 def merge_note(result: Mapping) -> list[str]:
