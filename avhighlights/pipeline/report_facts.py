@@ -2,8 +2,8 @@
 
 The selection threshold is the one the results record (`selection.threshold_score`, written when a
 `--threshold` was used) or else the lowest score among the selected seconds (the seconds whose
-centres lie inside a clip). A curve is "flat" when its range is at most `FLAT_RELATIVE_RANGE` times
-max(1, |mean|): such scores cannot rank the seconds.
+centres lie inside a clip). A curve is "flat" by the selection's own criterion
+(`select.flat_scores_warning`): such scores cannot rank the seconds.
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
-
-FLAT_RELATIVE_RANGE = 1e-6
+from avhighlights.pipeline.select import flat_scores_warning
 
 
 def is_flat(scores: np.ndarray) -> bool:
-    """True when the finite scores span (almost) no range, or when there are none."""
-    finite = np.asarray(scores, dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return True
-    return float(finite.max() - finite.min()) <= FLAT_RELATIVE_RANGE * max(1.0, abs(float(finite.mean())))
+    """True when the finite scores span (almost) no range, or when there are none (as `score` warns)."""
+    return flat_scores_warning(scores) is not None
 
 
 def selected_mask(doc: HighlightsDoc) -> np.ndarray:
