@@ -105,6 +105,7 @@ def tiny_video(tmp_path_factory) -> Path:
                                 SyntheticSpec(duration_s=4.0, width=160, height=120, event_times_s=(1.0,)))
 
 
+@pytest.mark.slow  # ~12 s (a subprocess); test_get_or_compute_* covers the same recompute in-process
 def test_score_cli_recomputes_a_bad_spans_file_with_a_one_line_warning(tiny_video: Path, tmp_path: Path):
     store_root, out = tmp_path / "store", tmp_path / "out"
     args = ["score", str(tiny_video), "--method", "loudness", "--out", str(out), "--store", str(store_root),
