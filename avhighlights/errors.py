@@ -93,3 +93,14 @@ class OutputError(AVHighlightsError):
 
 
 EXIT_PARTIAL_FAILURE = 9  # a batch where some videos failed and the others were written
+
+
+def batch_exit_code(n_videos: int, failed_codes: list[int]) -> int:
+    """A batch's exit code: 0 when nothing failed; EXIT_PARTIAL_FAILURE when some videos failed and the
+    others were written; when every video failed, the code their errors share (3 = all bad media), else 1."""
+    if not failed_codes:
+        return 0
+    if len(failed_codes) < n_videos:
+        return EXIT_PARTIAL_FAILURE
+    codes = set(failed_codes)
+    return codes.pop() if len(codes) == 1 else 1

@@ -40,7 +40,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from avhighlights.atomic import write_json
-from avhighlights.errors import EXIT_PARTIAL_FAILURE, AVHighlightsError, DatasetError, MediaError
+from avhighlights.errors import AVHighlightsError, DatasetError, MediaError
+from avhighlights.errors import batch_exit_code as exit_code_of_batch
 from avhighlights.flows.artifacts import publish_batch_table
 from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
 from avhighlights.flows.extract_and_score import TASK_OPTIONS, fit_on, resolve_store, scorer_spec
@@ -266,15 +267,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def batch_exit_code(summary: dict[str, Any]) -> int:
-    """0 when nothing failed; EXIT_PARTIAL_FAILURE (9) when some videos failed and the others were written;
-    when every video failed, the exit code their errors share (3 = all bad media), else 1."""
-    failures = summary["failures"]
-    if not failures:
-        return 0
-    if len(failures) < summary["n_videos"]:
-        return EXIT_PARTIAL_FAILURE
-    codes = {f["exit_code"] for f in failures}
-    return codes.pop() if len(codes) == 1 else 1
+    """`errors.batch_exit_code` over a reprocess summary (0, 9 = some failed, or the code all failures share)."""
+    return exit_code_of_batch(summary["n_videos"], [f["exit_code"] for f in summary["failures"]])
 
 
 @flow(name="reprocess-dataset", log_prints=True)

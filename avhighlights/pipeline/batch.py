@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avhighlights.atomic import write_json
-from avhighlights.errors import EXIT_PARTIAL_FAILURE, AVHighlightsError, ConfigError
+from avhighlights.errors import AVHighlightsError, ConfigError
+from avhighlights.errors import batch_exit_code as exit_code_of_batch
 from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.fit import find_videos
 from avhighlights.pipeline.index_html import write_index
@@ -98,13 +99,8 @@ def collect_videos(paths: Sequence[str | Path], manifests: Sequence[str | Path] 
 
 
 def batch_exit_code(rows: Sequence[BatchRow]) -> int:
-    failed = [r for r in rows if r.status == "failed"]
-    if not failed:
-        return 0
-    if len(failed) < len(rows):
-        return EXIT_PARTIAL_FAILURE
-    codes = {r.exit_code for r in failed}
-    return codes.pop() if len(codes) == 1 else 1
+    """`errors.batch_exit_code` over the rows of a `score` batch."""
+    return exit_code_of_batch(len(rows), [r.exit_code for r in rows if r.status == "failed"])
 
 
 def progress_line(index: int, total: int, row: BatchRow, eta_s: float | None) -> str:
