@@ -2,6 +2,6 @@
 
 import sys
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
 
 sys.exit(main())

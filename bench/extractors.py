@@ -96,7 +96,7 @@ def run(names: list[str], video: Path) -> list[dict]:
 
 
 def write(rows: list[dict], video: Path, out: Path) -> None:
-    from avhighlights.atomic import write_json, write_text
+    from avhighlights.core.atomic import write_json, write_text
 
     device = "CUDA" if _cuda() else "no GPU"
     machine = f"{platform.platform()}, {mp.cpu_count()} CPU(s), {device}"

@@ -45,7 +45,7 @@ case "$role" in
     ;;
   watcher)
     wait_for_server
-    exec "$PYTHON" -m avhighlights.flows.watch_folder \
+    exec "$PYTHON" -m avhighlights watch \
       --folder "${AVH_WATCH_DIR:-/data/watch}" --out "${AVH_OUTPUT_DIR:-/data/outputs}" \
       --quarantine "${AVH_QUARANTINE_DIR:-/data/quarantine}" --state "${AVH_STATE_DIR:-/data/state}" \
       --method "${AVH_METHOD:-loudness}" "$@"

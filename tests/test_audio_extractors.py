@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from avhighlights.core.types import AudioChunk, VideoInfo
 from avhighlights.extractors import EXTRACTORS, create_extractor
 from avhighlights.extractors.logmel import (
     LOG_EPS,
@@ -19,7 +20,6 @@ from avhighlights.extractors.logmel import (
     audio_blocks,
     htk_mel_filterbank,
 )
-from avhighlights.pipeline.types import AudioChunk, VideoInfo
 
 
 @dataclass
@@ -212,7 +212,7 @@ def test_panns_random_init_output_layout_and_identity():
 
 
 def test_panns_missing_weights_offline_error(monkeypatch, tmp_path):
-    from avhighlights.errors import WeightsNotFoundError
+    from avhighlights.core.errors import WeightsNotFoundError
 
     monkeypatch.setenv("AVH_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("AVH_WEIGHTS_DIR", raising=False)

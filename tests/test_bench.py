@@ -11,21 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import ConfigError, DatasetError
-from avhighlights.models import baselines  # noqa: F401  (registers `random` and `loudness`)
-from avhighlights.models.base import METHODS, HighlightMethod, Sample, create_method
-from avhighlights.overrides import parse_overrides
-from avhighlights.pipeline.evaluation.bench import (
-    add_bench_arguments,
-    bench_main,
+from avhighlights.cli.bench import add_bench_arguments, bench_main
+from avhighlights.core.errors import ConfigError, DatasetError
+from avhighlights.core.overrides import parse_overrides
+from avhighlights.core.sample import Sample
+from avhighlights.core.timebase import FeatureTrack, Spans
+from avhighlights.evaluation.bench import (
     collapsed_fraction,
     run_bench,
     seed_list,
 )
-from avhighlights.pipeline.evaluation.bench_merge import merge_results
-from avhighlights.pipeline.evaluation.folder_data import FolderDataset
-from avhighlights.pipeline.evaluation.report import training_note
-from avhighlights.pipeline.timebase import FeatureTrack, Spans
+from avhighlights.evaluation.bench_merge import merge_results
+from avhighlights.evaluation.folder_data import FolderDataset
+from avhighlights.evaluation.report import training_note
+from avhighlights.models import baselines  # noqa: F401  (registers `random` and `loudness`)
+from avhighlights.models.base import METHODS, HighlightMethod, create_method
 
 
 def test_seed_list_takes_the_fixed_seeds_first():
@@ -272,7 +272,7 @@ def test_bench_records_every_fit_report_and_cli_seed_values(tmp_path: Path, caps
     add_bench_arguments(parser)
     args = parser.parse_args(["--data-root", "x", "--dataset", "d", "--method", "m", "--seed-values", "5", "9"])
     assert args.seed_values == [5, 9]
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     run_bench(tmp_path, ds, "test_bench_supervised_probe", [9], out_dir=tmp_path / "t")
     assert main(["bench-merge", str(tmp_path / "s"), str(tmp_path / "t"), "--out", str(tmp_path / "st")]) == 0

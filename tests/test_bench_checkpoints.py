@@ -1,5 +1,5 @@
 """Checkpoints from `bench --save-checkpoints` and `train`, `bench --checkpoint`, and the near-constant
-collapse check (avhighlights.near_constant) in bench, fit and score. Synthetic labelled folders here;
+collapse check (avhighlights.core.near_constant) in bench, fit and score. Synthetic labelled folders here;
 the same on the shared YouTube Highlights features at the bottom (marked data)."""
 
 # ruff: noqa: F811  (test parameters shadow the imported fixtures)
@@ -14,23 +14,17 @@ import pytest
 import torch
 from fit_fixtures import fit_store, tiny_videos  # noqa: F401 (fixtures)
 
-from avhighlights.errors import CheckpointMismatchError, ConfigError
-from avhighlights.models.base import (
-    METHODS,
-    FeatureSource,
-    HighlightMethod,
-    Sample,
-    collapsed_fraction,
-    is_near_constant,
-)
+from avhighlights.core.errors import CheckpointMismatchError, ConfigError
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.core.timebase import FeatureTrack, Spans
+from avhighlights.core.types import ScoreCurve
+from avhighlights.evaluation.bench import run_bench
+from avhighlights.evaluation.bench_checkpoints import checkpoint_path
+from avhighlights.evaluation.folder_data import FolderDataset
+from avhighlights.evaluation.train import train_checkpoint, training_pool, validation_split
+from avhighlights.models.base import METHODS, HighlightMethod, collapsed_fraction, is_near_constant
 from avhighlights.models.checkpoint import read_checkpoint_info
-from avhighlights.pipeline.evaluation.bench import run_bench
-from avhighlights.pipeline.evaluation.bench_checkpoints import checkpoint_path
-from avhighlights.pipeline.evaluation.folder_data import FolderDataset
-from avhighlights.pipeline.evaluation.train import train_checkpoint, training_pool, validation_split
 from avhighlights.pipeline.select import score_warnings
-from avhighlights.pipeline.timebase import FeatureTrack, Spans
-from avhighlights.pipeline.types import ScoreCurve
 
 SOURCES = {"visual": FeatureSource("synthetic_gaussian", "1", "dataset", 4)}
 
@@ -212,7 +206,7 @@ def test_train_holds_out_validation_from_training_videos_and_never_reads_the_tes
 
 
 def test_fit_and_score_flag_near_constant_scores(tiny_videos, fit_store, tmp_path: Path, capsys):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
     from avhighlights.pipeline.fit import fit_on_videos
 
     healthy = fit_on_videos(tiny_videos[:2], "test_ckpt_unsupervised", tmp_path / "ok.safetensors", store=fit_store)
@@ -257,7 +251,7 @@ def _youtube_args(data_root: Path, *extra: str) -> list[str]:
 @pytest.mark.data
 def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_refuse_raw_video(data_root: Path, tmp_path: Path,
                                                                                   capsys):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     assert main(["bench", *_youtube_args(data_root, "--method", "joint_va", "--seed-values", "42", *TINY_JOINT_VA,
                                          "--out", str(tmp_path / "b"), "--save-checkpoints", str(tmp_path / "c"))]) == 0
@@ -284,7 +278,7 @@ def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_refuse_raw_vide
 @pytest.mark.data
 def test_youtube_train_card_keeps_validation_and_training_apart_from_the_test_list(data_root: Path, tmp_path: Path,
                                                                                     capsys):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     out = tmp_path / "parkour.safetensors"
     assert main(["train", *_youtube_args(data_root, "--method", "joint_va", *TINY_JOINT_VA, "--out", str(out))]) == 0
@@ -301,7 +295,7 @@ def test_youtube_train_card_keeps_validation_and_training_apart_from_the_test_li
 
 @pytest.mark.data
 def test_bench_checkpoint_on_other_feature_sources_exits_5_naming_both(data_root: Path, tmp_path: Path, capsys):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     ds = _folder(tmp_path / "videos")
     run_bench(tmp_path, ds, "test_ckpt_linear", [42], out_dir=tmp_path / "r", save_checkpoints=tmp_path / "c")

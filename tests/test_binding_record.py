@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
+from avhighlights.core.sample import FeatureSource
+from avhighlights.core.types import ScoreCurve
 from avhighlights.extractors import EXTRACTORS
-from avhighlights.models.base import FeatureSource
 from avhighlights.pipeline.report_html import binding_text
 from avhighlights.pipeline.results import read_results
 from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
-from avhighlights.pipeline.types import ScoreCurve
 
 BINDING_ROW = re.compile(r"<dt>extractor binding</dt><dd>([^<]*)</dd>")
 CLI_OPTIONS = ["--no-clips", "--no-reel", "--no-cache", "--progress", "none", "--export", "json,html"]

@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import MediaError
+from avhighlights.core.errors import MediaError
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve, Segment
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve, Segment
 
 SEGMENTS = [Segment(0.5, 4.5, 1.0, 1)]  # across the damaged ranges
 

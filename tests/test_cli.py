@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
 from avhighlights.pipeline.demo import DEMO_SPEC, event_coverage
 
 

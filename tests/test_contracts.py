@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from avhighlights.atomic import atomic_path, write_json
-from avhighlights.errors import CheckpointError, CheckpointMismatchError, ConfigError, RegistryError
-from avhighlights.models.base import METHODS, FeatureSource, Sample
+from avhighlights.core.atomic import atomic_path, write_json
+from avhighlights.core.errors import CheckpointError, CheckpointMismatchError, ConfigError, RegistryError
+from avhighlights.core.registry import Registry, build_config, check_option_type, field_type_hints
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.models.base import METHODS
 from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from avhighlights.models.torch_method import TorchMethod, collate
-from avhighlights.registry import Registry, build_config, check_option_type, field_type_hints
 
 
 @dataclass(frozen=True)

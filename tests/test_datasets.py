@@ -9,19 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import DatasetError
-from avhighlights.pipeline.evaluation.datasets import DATASETS, load_umt_features
-from avhighlights.pipeline.evaluation.folder_data import FolderDataset, span_labels
-from avhighlights.pipeline.evaluation.mrhisum_data import MrHiSumDataset
-from avhighlights.pipeline.evaluation.qvhighlights_data import load_qvhighlights
-from avhighlights.pipeline.evaluation.tvsum_data import (
+from avhighlights.core.errors import DatasetError
+from avhighlights.core.timebase import FeatureTrack, Spans, second_grid
+from avhighlights.evaluation.datasets import DATASETS, load_umt_features
+from avhighlights.evaluation.folder_data import FolderDataset, span_labels
+from avhighlights.evaluation.mrhisum_data import MrHiSumDataset
+from avhighlights.evaluation.qvhighlights_data import load_qvhighlights
+from avhighlights.evaluation.tvsum_data import (
     TVSumDataset,
     kfold_splits,
     length_to_seconds,
     tvsum_1fps_ground_truth,
 )
-from avhighlights.pipeline.evaluation.youtube_data import YouTubeHighlightsDataset
-from avhighlights.pipeline.timebase import FeatureTrack, Spans, second_grid
+from avhighlights.evaluation.youtube_data import YouTubeHighlightsDataset
 
 
 def test_missing_root_raises_dataset_error_naming_it(tmp_path: Path):

@@ -11,8 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import FeatureSource, Sample, create_method
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.models.base import create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
 from avhighlights.models.davihd import PRESETS, masked_mse, resolve_hparams, validation_f1
 from avhighlights.models.davihd_net import DAViHDNet, DAViHDShape, davihd_init_, parameter_count
@@ -328,13 +329,13 @@ def write_tvsum_layout(root, video, ids, n_frames=300):
 
 @pytest.fixture(scope="module")
 def tiny_tvsum_videos(tmp_path_factory, synthetic_video):
-    from avhighlights.extractors.base import create_extractor
-    from avhighlights.extractors.store import FeatureStore
-    from avhighlights.pipeline.evaluation.tvsum_videos_data import (
+    from avhighlights.evaluation.tvsum_videos_data import (
         TVSumVideosDataset,
         extractor_feature_sources,
         store_features_for,
     )
+    from avhighlights.extractors.base import create_extractor
+    from avhighlights.extractors.store import FeatureStore
 
     root = tmp_path_factory.mktemp("tvsum_videos")
     write_tvsum_layout(root, synthetic_video, [f"vid{i}" for i in range(5)])
@@ -357,7 +358,7 @@ def test_tvsum_videos_dataset_reads_layout_and_labels(tiny_tvsum_videos):
 
 
 def test_bench_smoke_on_raw_videos(tiny_tvsum_videos, tmp_path):
-    from avhighlights.pipeline.evaluation.bench import run_bench
+    from avhighlights.evaluation.bench import run_bench
 
     overrides = {"modalities": ["visual", "dynamics"], "dynamics_dim": 16, "heads": 1, "dynamics_heads": 2,
                  "epochs": 1, "batch_size": 2, "preset": "code"}

@@ -32,8 +32,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
+from avhighlights.core.sample import Sample
 from avhighlights.extractors.base import create_extractor
-from avhighlights.models.base import Sample, create_method
+from avhighlights.models.base import create_method
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.synth import ffmpeg_binary

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from avhighlights.core.types import AudioChunk, VideoInfo
 from avhighlights.extractors import create_extractor
 from avhighlights.extractors.efficientat import MN04_WEIGHTS, audioset_labels
 from avhighlights.extractors.efficientat_net import EfficientATMN
 from avhighlights.extractors.weights import load_state_dict
 from avhighlights.pipeline.media import open_media
 from avhighlights.pipeline.probe import probe
-from avhighlights.pipeline.types import AudioChunk, VideoInfo
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,14 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve, Segment
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.select import SelectionConfig
-from avhighlights.pipeline.timebase import second_grid
 from avhighlights.pipeline.timeline import edit_rate
-from avhighlights.pipeline.types import ScoreCurve, Segment
 
 EDITOR_FORMATS = ("otio", "fcpxml", "fcp7", "edl")
 ADAPTER = {"otio": "otio_json", "fcpxml": "fcpx_xml", "fcp7": "fcp_xml", "edl": "cmx_3600"}
@@ -252,7 +252,7 @@ def test_container_timecode_tag_is_read(tmp_path):
 
 def test_flow_export_parameter_builds_the_writing_options():
     pytest.importorskip("prefect")
-    from avhighlights.errors import ConfigError
+    from avhighlights.core.errors import ConfigError
     from avhighlights.flows.extract_and_score import _render_options
 
     assert _render_options(True, ["edl", "fcpxml"]).formats == ("edl", "fcpxml")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
 from avhighlights.pipeline import cuts
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.probe import probe

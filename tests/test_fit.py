@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fit_fixtures import BINDING, TINY_RASL, TINY_RECURRENCE, fit_store, tiny_videos  # noqa: F401 (fixtures)
 
-from avhighlights.errors import CheckpointMismatchError, ConfigError, MediaError
+from avhighlights.core.errors import CheckpointMismatchError, ConfigError, MediaError
 from avhighlights.extractors.loudness import LoudnessExtractor
 from avhighlights.models.checkpoint import read_checkpoint_info
 from avhighlights.pipeline import fit_cache

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fit_fixtures import BINDING, TINY_RECURRENCE, fit_store, tiny_videos  # noqa: F401 (fixtures)
 
-from avhighlights.cli import main
-from avhighlights.errors import ConfigError
-from avhighlights.fit_cli import parse_overrides, parse_pairs
+from avhighlights.cli.fit import parse_overrides, parse_pairs
+from avhighlights.cli.main import main
+from avhighlights.core.errors import ConfigError
 
 BIND_ARGS = [arg for role, name in BINDING.items() for arg in ("--bind", f"{role}={name}")]
 SET_ARGS = [arg for key, value in TINY_RECURRENCE.items() for arg in ("--set", f"{key}={value}")]

@@ -14,10 +14,11 @@ pytest.importorskip("prefect")
 
 from fit_fixtures import BINDING, TINY_RECURRENCE, tiny_videos  # noqa: E402, F401 (fixture)
 
-from avhighlights.errors import ConfigError, MediaError  # noqa: E402
+from avhighlights.core.errors import ConfigError, MediaError  # noqa: E402
+from avhighlights.core.sample import FeatureSource, Sample
 from avhighlights.extractors import create_extractor  # noqa: E402
 from avhighlights.extractors.store import FeatureStore  # noqa: E402
-from avhighlights.models.base import FeatureSource, Sample, create_method  # noqa: E402
+from avhighlights.models.base import create_method  # noqa: E402
 from avhighlights.models.checkpoint import save_checkpoint  # noqa: E402
 
 

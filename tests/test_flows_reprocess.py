@@ -165,7 +165,7 @@ def test_reprocess_subcommand_continues_on_error_and_exits_9(prefect_server, dat
                                                              monkeypatch):
     """`avhighlights reprocess`: score's selection and writing options reach the flow; the bad video is a
     failure (file and one-line reason) in the summary, the others are written, and the exit code is 9."""
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
     from avhighlights.flows.prefect_env import PREFECT_DEFAULTS
 
     for name, value in PREFECT_DEFAULTS.items():  # what the handler would set, undone after the test
@@ -196,7 +196,7 @@ def test_reprocess_subcommand_continues_on_error_and_exits_9(prefect_server, dat
 
 
 def test_reprocess_module_exits_3_when_every_video_is_bad_media(prefect_server, tmp_path):
-    """`python -m avhighlights.flows.reprocess` still works (same options); all videos bad media -> exit 3,
+    """`python -m avhighlights reprocess` (a subprocess, as users run it); all videos bad media -> exit 3,
     with one JSON `result` event per video and a `summary` event on stderr in --progress json."""
     import subprocess
     import sys
@@ -205,7 +205,7 @@ def test_reprocess_module_exits_3_when_every_video_is_bad_media(prefect_server, 
     root.mkdir()
     (root / "x.mp4").write_bytes(b"not a video at all")
     (root / "y.mkv").write_bytes(b"\x1a\x45\xdf\xa3 truncated")
-    done = subprocess.run([sys.executable, "-m", "avhighlights.flows.reprocess", str(root), "--out",
+    done = subprocess.run([sys.executable, "-m", "avhighlights", "reprocess", str(root), "--out",
                            str(tmp_path / "out"), "--store", str(tmp_path / "store"), "--no-clips", "--progress",
                            "json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 3, done.stderr[-2000:]

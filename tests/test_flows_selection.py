@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("prefect")
 
-from avhighlights.errors import ConfigError  # noqa: E402
-from avhighlights.flows.watch_cli import build_parser  # noqa: E402
-from avhighlights.selection_cli import selection_from_args  # noqa: E402
+from avhighlights.cli.selection import selection_from_args  # noqa: E402
+from avhighlights.cli.watch import build_parser  # noqa: E402
+from avhighlights.core.errors import ConfigError  # noqa: E402
 
 WATCH_BASE = ["--folder", "i", "--out", "o", "--quarantine", "q", "--state", "s", "--once"]
 

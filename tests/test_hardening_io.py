@@ -19,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from avhighlights import atomic
-from avhighlights.cli import main
-from avhighlights.errors import OutputError
+from avhighlights.cli.main import main
+from avhighlights.core import atomic
+from avhighlights.core.errors import OutputError
 from avhighlights.extractors import store as store_module
 from avhighlights.models.checkpoint import FORMAT
 from avhighlights.pipeline.cuts import RenderError

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.cli import main
-from avhighlights.errors import FeatureStoreError
+from avhighlights.cli.main import main
+from avhighlights.core.errors import FeatureStoreError
+from avhighlights.core.timebase import FeatureTrack
 from avhighlights.extractors.base import create_extractor
 from avhighlights.extractors.store import FeatureStore
-from avhighlights.pipeline.timebase import FeatureTrack
 
 VIDEO_KEY = "v" * 64
 

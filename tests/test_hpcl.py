@@ -9,8 +9,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import FeatureSource, Sample, create_method
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.models.base import create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
 from avhighlights.models.hpcl import HPCLMethod, HPCLNet
 from avhighlights.models.hpcl_losses import (

@@ -7,8 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import FeatureSource, Sample, create_method
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.models.base import create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
 from avhighlights.models.joint_va import JointVAMethod, JointVANet, soft_labels, validation_ap
 from avhighlights.models.torch_method import collate

@@ -113,7 +113,7 @@ def test_sample_times_1fps():
 def probe_like(duration_s: float):
     from fractions import Fraction
 
-    from avhighlights.pipeline.types import VideoInfo
+    from avhighlights.core.types import VideoInfo
 
     return VideoInfo(Path("x.mp4"), "", duration_s, Fraction(25), False, 320, 240, 0, "h264", False)
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from avhighlights.pipeline.evaluation.ap import MetricInputError, ap_interp, ap_step, ap_trap, rank_descending
-from avhighlights.pipeline.evaluation.metrics import (
+from avhighlights.evaluation.ap import MetricInputError, ap_interp, ap_step, ap_trap, rank_descending
+from avhighlights.evaluation.metrics import (
     block_means,
     davihd_video_metrics,
     f1_top50,
@@ -16,7 +16,7 @@ from avhighlights.pipeline.evaluation.metrics import (
     map_rho,
     spearman_rho,
 )
-from avhighlights.pipeline.evaluation.mrhisum import f1_knapsack15, knapsack_select, knapsack_summary
+from avhighlights.evaluation.mrhisum import f1_knapsack15, knapsack_select, knapsack_summary
 
 SPEC_VECTORS = [  # labels in predicted order, AP-trap, AP-step, AP-interp (spec §8.0)
     ([1, 0, 1, 0, 0], 0.791667, 0.833333, 0.833333),

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avhighlights.pipeline.evaluation.ap import MetricInputError
-from avhighlights.pipeline.evaluation.highlight_metrics import (
+from avhighlights.evaluation.ap import MetricInputError
+from avhighlights.evaluation.highlight_metrics import (
     clip_to_frame_scores,
     constant_runs,
     lower_median,

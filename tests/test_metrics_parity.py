@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.models import baselines  # noqa: F401  (registers `random`)
-from avhighlights.pipeline.evaluation.bench import run_bench
-from avhighlights.pipeline.evaluation.highlight_metrics import (
+from avhighlights.evaluation.bench import run_bench
+from avhighlights.evaluation.highlight_metrics import (
     tvsum_dataset_map,
     tvsum_top5_map_umt,
     youtube_map,
     youtube_video_ap,
 )
+from avhighlights.models import baselines  # noqa: F401  (registers `random`)
 
 
 def _trapezoid_ap(labels: list[int]) -> float:
@@ -86,7 +86,8 @@ def test_youtube_map_matches_independent_loops(data_root: Path):
 
 
 def test_bench_numbers_match_independent_loops(data_root: Path, tmp_path: Path):
-    from avhighlights.models.base import Sample, create_method
+    from avhighlights.core.sample import Sample
+    from avhighlights.models.base import create_method
 
     result = run_bench(data_root, "tvsum", "random", [42], out_dir=tmp_path)
     anno = _tvsum_anno(data_root)

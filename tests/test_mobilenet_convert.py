@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from avhighlights.errors import CheckpointError
+from avhighlights.core.errors import CheckpointError
 from avhighlights.extractors.mobilenet_v1_convert import convert, torch_key
 from avhighlights.extractors.mobilenet_v1_net import MobileNetV1
 from avhighlights.extractors.weights import load_state_dict

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from avhighlights.errors import (
+from avhighlights.core.errors import (
     CorruptMediaError,
     MissingFileError,
     NotMediaError,

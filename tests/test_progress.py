@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
 from avhighlights.extractors import create_extractor
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.fit_cache import library_infos

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
 from avhighlights.models.pseudo_labels import (
     av_pseudo_scores,
     category_means,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avhighlights.pipeline.evaluation.protocol_cross_dataset import (
+from avhighlights.evaluation.protocol_cross_dataset import (
     SOURCE_PREFIX,
     CrossToTVSumTop5,
     CrossToYouTube,
@@ -13,7 +13,7 @@ from avhighlights.pipeline.evaluation.protocol_cross_dataset import (
     YouTubeToTVSum,
     group_means,
 )
-from avhighlights.pipeline.evaluation.protocols import PROTOCOLS
+from avhighlights.evaluation.protocols import PROTOCOLS
 
 
 def test_group_means_hand_values():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import METHODS, FeatureSource, Sample, create_method
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.models.base import METHODS, create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
 from avhighlights.models.recurrence import RecurrenceConfig, resolve_schedule
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from avhighlights.pipeline.evaluation.protocol_random_split import TVSumRandom8020, random_split
-from avhighlights.pipeline.evaluation.protocols import PROTOCOLS
+from avhighlights.evaluation.protocol_random_split import TVSumRandom8020, random_split
+from avhighlights.evaluation.protocols import PROTOCOLS
 
 
 def test_random_split_is_80_20_disjoint_and_seeded():
@@ -24,7 +24,7 @@ def test_protocol_is_registered_and_uses_the_umt_metric():
 
 
 def test_protocol_on_shared_tvsum(data_root):
-    from avhighlights.pipeline.evaluation.tvsum_data import TVSumDataset
+    from avhighlights.evaluation.tvsum_data import TVSumDataset
 
     dataset = TVSumDataset.from_data_root(data_root)
     (split,) = TVSumRandom8020().splits(dataset, 42)

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import MissingFileError
+from avhighlights.core.errors import MissingFileError
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve, Segment, VideoInfo
 from avhighlights.pipeline.render import render_from_json, render_outputs
 from avhighlights.pipeline.render_checks import SourceChangedError
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.synth import SCENE_COLOURS, SyntheticSpec, make_synthetic_video
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 FRAME_S = 1 / 25  # the synthetic videos run at 25 fps
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import opentimelineio as otio
 
+from avhighlights.core.types import ScoreCurve, VideoInfo
 from avhighlights.pipeline import exports, exports_otio
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
 from avhighlights.pipeline.select import SelectionConfig
-from avhighlights.pipeline.types import ScoreCurve, VideoInfo
 
 
 def doc_at(fps: Fraction, clips: list[ClipEntry], duration_s: float = 4000.0) -> HighlightsDoc:

@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from avhighlights.cli import main
+from avhighlights.cli.main import main
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve, Segment
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve, Segment
 
 DURATION_S = 6.0
 FRAME_S = 1 / 25

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.cli import main
-from avhighlights.errors import OutputError
+from avhighlights.cli.main import main
+from avhighlights.core.errors import OutputError
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve, Segment
 from avhighlights.pipeline import outdir
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_from_json, render_outputs
@@ -29,8 +31,6 @@ from avhighlights.pipeline.results import make_doc, read_results
 from avhighlights.pipeline.run import video_out_dir
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve, Segment
 
 FRAME_S = 1 / 25
 

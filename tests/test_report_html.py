@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from avhighlights.core.types import ScoreCurve
 from avhighlights.pipeline import plot
 from avhighlights.pipeline.index_html import write_index
 from avhighlights.pipeline.render import render_outputs
@@ -24,7 +25,6 @@ from avhighlights.pipeline.run import render_results, score_videos
 from avhighlights.pipeline.score import ScorerSpec
 from avhighlights.pipeline.select import SelectionConfig
 from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
-from avhighlights.pipeline.types import ScoreCurve
 
 NASTY_STEM = "cut \"A\" <b>&'x'"
 THUMB_RE = re.compile(r'<img class="thumb"[^>]*src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')

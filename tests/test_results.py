@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import FeatureSource
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import FeatureSource
+from avhighlights.core.types import ScoreCurve, Segment, VideoInfo
 from avhighlights.pipeline.results import SCHEMA, ResultsError, make_doc, read_results, write_results
 from avhighlights.pipeline.select import SelectionConfig
-from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 
 def video_info(path: Path = Path("/videos/match.mp4"), duration_s: float = 10.0) -> VideoInfo:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from avhighlights.cli import main
-from avhighlights.errors import EXIT_PARTIAL_FAILURE, ConfigError
+from avhighlights.cli.main import main
+from avhighlights.core.errors import EXIT_PARTIAL_FAILURE, ConfigError
 from avhighlights.pipeline.batch import BatchRow, batch_exit_code, collect_videos
 
 PROGRESS_LINE = re.compile(r"^\[(\d)/3\] (\S+) (ok|failed) \d+\.\d s, ETA (\d+ s|\?)$")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve
 from avhighlights.pipeline.select import ScoreCurveError, SelectionConfig, rank_order, select_segments
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve
 
 
 def grid_curve(scores, duration_s: float | None = None) -> ScoreCurve:

@@ -18,9 +18,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve
 from avhighlights.pipeline.select import SelectionConfig, flat_scores_warning, select
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve
 
 TOL_S = 1e-6
 

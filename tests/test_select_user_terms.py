@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ScoreCurve
 from avhighlights.pipeline.select import (
     SelectionConfig,
     flat_scores_warning,
@@ -15,8 +17,6 @@ from avhighlights.pipeline.select import (
     select_segments,
     selection_report,
 )
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import ScoreCurve
 
 SCORES = [0, 5, 0, 0, 9, 9, 0, 0, 1, 1]
 
@@ -96,7 +96,7 @@ def test_flat_scores_warn(scores):
 def test_rankable_scores_do_not_warn(scores):
     assert flat_scores_warning(np.array(scores, dtype=float)) is None
     warnings = score_warnings(grid_curve(scores))
-    # above float rounding, but a range within 1e-3 of the scale is near-constant (avhighlights.near_constant)
+    # above float rounding, but a range within 1e-3 of the scale is near-constant (avhighlights.core.near_constant)
     assert (warnings == []) == (scores is SCORES) and all("near-constant" in w for w in warnings)
 
 

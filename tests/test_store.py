@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avhighlights.errors import FeatureStoreError
+from avhighlights.core.errors import FeatureStoreError
+from avhighlights.core.timebase import FeatureTrack, Spans
 from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
 from avhighlights.extractors.store import FeatureStore, entry_key
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.probe import probe
-from avhighlights.pipeline.timebase import FeatureTrack, Spans
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def test_loudness_rows_cover_their_own_second(synthetic_video: Path):
 
 
 def test_store_cli_lists_verifies_and_prunes(tmp_path: Path, capsys):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     store = FeatureStore(tmp_path)
     store.put("c" * 64, _track(), {"extractor": "x", "version": "1"}, "v" * 64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avhighlights.pipeline.timebase import (
+from avhighlights.core.timebase import (
     MIN_TAIL_S,
     FeatureTrack,
     Spans,

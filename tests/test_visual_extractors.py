@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from avhighlights.errors import CheckpointError, ConfigError, WeightsHashError, WeightsNotFoundError
+from avhighlights.core.errors import CheckpointError, ConfigError, WeightsHashError, WeightsNotFoundError
 from avhighlights.extractors import EXTRACTORS, create_extractor
 from avhighlights.extractors.pca import (
     PcaParams,
@@ -182,8 +182,8 @@ def test_sha256_prefix_check(tmp_path):
 def test_cover_size_and_center_crop_keep_the_middle():
     from fractions import Fraction
 
+    from avhighlights.core.types import VideoInfo
     from avhighlights.extractors.visual import center_crop, cover_size
-    from avhighlights.pipeline.types import VideoInfo
 
     info = VideoInfo(path=Path("x.mp4"), sha256="0" * 64, duration_s=1.0, fps=Fraction(25), variable_frame_rate=False,
                      width=800, height=332, rotation_deg=0, video_codec="vp8", has_audio=False)
@@ -390,7 +390,7 @@ def test_extract_features_through_the_store_hits_without_decoding(name, scenes_1
 
 # ------------------------------------------------------------------------------------------------ pca CLI
 def test_pca_fit_cli_writes_a_usable_artifact(scenes_1s, scenes_fine, tmp_path):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -408,6 +408,6 @@ def test_pca_fit_cli_writes_a_usable_artifact(scenes_1s, scenes_fine, tmp_path):
 
 
 def test_pca_fit_cli_rejects_an_empty_folder(tmp_path):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     assert main(["pca", "fit", "--videos", str(tmp_path), "--out", str(tmp_path / "p.npz")]) == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
 from avhighlights.pipeline.probe import content_sha256
 from avhighlights.pipeline.watch import FolderWatcher, WatchConfig, scan_folder
 from avhighlights.pipeline.watch_ledger import COMPLETED, FAILED, QUARANTINED, SUBMITTED, TRIGGER_FAILED, Ledger
@@ -361,7 +361,7 @@ def test_run_once_submits_what_settles_and_returns(dirs, base_video):
 
 
 def test_cli_and_library_load_without_prefect():
-    code = ("import sys, avhighlights.cli as cli, avhighlights.pipeline.watch; "
+    code = ("import sys, avhighlights.cli.main as cli, avhighlights.pipeline.watch; "
             "cli.build_parser().parse_args(['watch', '--folder', 'a', '--out', 'b', '--quarantine', 'c', "
             "'--state', 'd', '--once']); assert 'prefect' not in sys.modules, 'prefect imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

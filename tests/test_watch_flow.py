@@ -68,7 +68,7 @@ def test_service_sends_good_files_to_the_deployment_and_quarantines_the_bad_one(
     staging.mkdir()
     goods = [_short_video(staging / "match one.mp4", 1.0), _short_video(staging / "match_two.mkv", 2.0)]
     (staging / "broken.mp4").write_bytes(goods[0].read_bytes()[:5000])
-    watcher = spawn([sys.executable, "-m", "avhighlights.flows.watch_folder",
+    watcher = spawn([sys.executable, "-m", "avhighlights", "watch",
                      *_watch_args(watch_dirs, "--reconcile-s", "1")], tmp_path / "watch.log")
     try:
         for source in [*goods, staging / "broken.mp4"]:
@@ -88,7 +88,7 @@ def test_service_sends_good_files_to_the_deployment_and_quarantines_the_bad_one(
 
 
 def test_cli_once_submits_new_content_only(served_deployment, watch_dirs, tmp_path):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
     from avhighlights.flows.watch_folder import DeploymentTrigger, run_parameters
 
     video = _short_video(watch_dirs["in"] / "first.mp4", 3.0)
@@ -108,7 +108,7 @@ def test_cli_once_submits_new_content_only(served_deployment, watch_dirs, tmp_pa
 
 
 def test_cli_max_iterations_runs_a_bounded_flow(served_deployment, watch_dirs, capsys):
-    from avhighlights.cli import main
+    from avhighlights.cli.main import main
 
     assert main(["watch", *_watch_args(watch_dirs, "--max-iterations", "3")]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {}
@@ -117,7 +117,7 @@ def test_cli_max_iterations_runs_a_bounded_flow(served_deployment, watch_dirs, c
 
 def test_run_parameters_carry_bind_and_library_only_when_set(tmp_path):
     """`watch --bind/--library` reach every run; without them the parameters (and idempotency keys) are as before."""
-    from avhighlights.flows.watch_cli import build_parser
+    from avhighlights.cli.watch import build_parser
     from avhighlights.flows.watch_folder import run_parameters
 
     base = run_parameters(str(tmp_path / "o"), "rasl", None, 0.5, "default")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from avhighlights.errors import CheckpointError, WeightsHashError, WeightsNotFoundError
+from avhighlights.core.errors import CheckpointError, WeightsHashError, WeightsNotFoundError
 from avhighlights.extractors import weights as W
 
 PAYLOAD = b"fake weights " * 1000

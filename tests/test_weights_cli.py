@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from avhighlights.cli import main
-from avhighlights.errors import WeightsNotFoundError
+from avhighlights.cli.main import main
+from avhighlights.core.errors import WeightsNotFoundError
 from avhighlights.extractors import EXTRACTORS
 from avhighlights.extractors import weights as W
 from avhighlights.extractors.efficientat import MN04_WEIGHTS

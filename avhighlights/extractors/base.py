@@ -11,9 +11,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from avhighlights.pipeline.timebase import FeatureTrack
-from avhighlights.pipeline.types import MediaSource
-from avhighlights.registry import Registry, build_config, config_to_dict
+from avhighlights.core.registry import Registry, build_config, config_to_dict
+from avhighlights.core.timebase import FeatureTrack
+from avhighlights.core.types import MediaSource
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 

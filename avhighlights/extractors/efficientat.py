@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avhighlights.core.timebase import FeatureTrack, grid_steps
+from avhighlights.core.types import MediaSource
 from avhighlights.extractors.base import EXTRACTORS, Extractor, autocast_context
 from avhighlights.extractors.efficientat_net import EfficientATFrontEnd, EfficientATMN
 from avhighlights.extractors.logmel import embed_blocks
@@ -26,8 +28,6 @@ from avhighlights.extractors.weights import (
     resolve_weights,
     weights_identity,
 )
-from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
-from avhighlights.pipeline.types import MediaSource
 
 MN04_WEIGHTS = register_weights(WeightSpec(
     name="efficientat_mn04_as",

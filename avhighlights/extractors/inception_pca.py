@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.pca import YT8M_DEQUANT_OFFSET, PcaParams, apply_pca, dequantize, load_pca, quantize
 from avhighlights.extractors.visual import (
@@ -36,7 +37,6 @@ from avhighlights.extractors.weights import (
     load_state_dict,
     resolve_weights,
 )
-from avhighlights.pipeline.types import VideoInfo
 
 INCEPTION_V3 = torchvision_weights(
     "inception_v3_imagenet_tv", "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",

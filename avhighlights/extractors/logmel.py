@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.timebase import FeatureTrack, grid_steps
+from avhighlights.core.types import MediaSource
 from avhighlights.extractors.base import EXTRACTORS, Extractor, report_media_progress
-from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
-from avhighlights.pipeline.types import MediaSource
 
 LOG_EPS = 1e-8
 PARITY_FRAMES_PER_S = 62.5  # DAViHD: 16000 / 256

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avhighlights.core.timebase import FeatureTrack, grid_steps
+from avhighlights.core.types import MediaSource
 from avhighlights.extractors.base import EXTRACTORS, Extractor, report_media_progress
-from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
-from avhighlights.pipeline.types import MediaSource
 
 FLOOR_DB = -100.0
 

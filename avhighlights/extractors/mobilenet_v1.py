@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.mobilenet_v1_net import MobileNetV1
 from avhighlights.extractors.visual import FrameExtractor, to_tensor
@@ -28,7 +29,6 @@ from avhighlights.extractors.weights import (
     register_weights,
     resolve_weights,
 )
-from avhighlights.pipeline.types import VideoInfo
 
 _SOURCE = ("Howard et al., MobileNets, 2017; TF-slim release mobilenet_v1_0.25_128 (tensorflow/models "
            "research/slim), converted to a torch state dict (shared/weights/mobilenet_v1_025_imagenet/SOURCES.md)")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avhighlights.errors import CheckpointError
+from avhighlights.core.errors import CheckpointError
 
 BN_KEYS = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 _LAYER = re.compile(r"^MobilenetV1/Conv2d_(\d+)(?:_(depthwise|pointwise))?/(.+)$")

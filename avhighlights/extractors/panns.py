@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from avhighlights.core.timebase import FeatureTrack, grid_steps
+from avhighlights.core.types import MediaSource
 from avhighlights.extractors.base import EXTRACTORS, Extractor, autocast_context
 from avhighlights.extractors.logmel import embed_blocks
 from avhighlights.extractors.panns_net import Cnn14, Cnn14Spec
@@ -22,8 +24,6 @@ from avhighlights.extractors.weights import (
     resolve_weights,
     weights_identity,
 )
-from avhighlights.pipeline.timebase import FeatureTrack, grid_steps
-from avhighlights.pipeline.types import MediaSource
 
 _ZENODO = "https://zenodo.org/record/3987831/files/{}?download=1"
 _SOURCE = ("Kong et al., PANNs: Large-Scale Pretrained Audio Neural Networks, TASLP 2020; "

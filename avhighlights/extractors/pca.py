@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avhighlights.atomic import atomic_path
-from avhighlights.errors import CheckpointError, ConfigError
+from avhighlights.core.atomic import atomic_path
+from avhighlights.core.errors import CheckpointError, ConfigError
 
 WHITEN_EPS = 1e-4
 QUANT_MIN, QUANT_MAX = -2.0, 2.0

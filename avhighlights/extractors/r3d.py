@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from avhighlights.core.timebase import FeatureTrack
+from avhighlights.core.types import MediaSource
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.r3d_net import ResNet3d, official_state_dict
 from avhighlights.extractors.visual import (
@@ -39,8 +41,6 @@ from avhighlights.extractors.weights import (
     register_weights,
     resolve_weights,
 )
-from avhighlights.pipeline.timebase import FeatureTrack
-from avhighlights.pipeline.types import MediaSource
 
 R3D34_KINETICS = register_weights(WeightSpec(
     name="r3d34_kinetics",

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from avhighlights.errors import CheckpointError
+from avhighlights.core.errors import CheckpointError
 
 RESNET34_LAYERS = (3, 4, 6, 3)
 STAGE_PLANES = (64, 128, 256, 512)

@@ -31,9 +31,9 @@ import fsspec
 import numpy as np
 
 from avhighlights import __version__
-from avhighlights.errors import FeatureStoreError
+from avhighlights.core.errors import FeatureStoreError
+from avhighlights.core.timebase import FeatureTrack, Spans
 from avhighlights.extractors.base import Extractor
-from avhighlights.pipeline.timebase import FeatureTrack, Spans
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"

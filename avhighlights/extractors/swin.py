@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.visual import (
     IMAGENET_MEAN,
@@ -27,7 +28,6 @@ from avhighlights.extractors.visual import (
     to_tensor,
 )
 from avhighlights.extractors.weights import WeightSpec, load_state_dict, register_weights, resolve_weights
-from avhighlights.pipeline.types import VideoInfo
 
 _RELEASES = "https://github.com/SwinTransformer/storage/releases/download/"
 _SWIN_FILES = {

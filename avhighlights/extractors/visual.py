@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.errors import WeightsHashError
+from avhighlights.core.errors import WeightsHashError
+from avhighlights.core.timebase import FeatureTrack, second_grid
+from avhighlights.core.types import MediaSource, VideoInfo
 from avhighlights.extractors.base import Extractor, report_media_progress
 from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights, weights_identity
-from avhighlights.pipeline.timebase import FeatureTrack, second_grid
-from avhighlights.pipeline.types import MediaSource, VideoInfo
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from avhighlights.atomic import atomic_path, write_json
-from avhighlights.errors import CheckpointError, RegistryError, WeightsHashError, WeightsNotFoundError
+from avhighlights.core.atomic import atomic_path, write_json
+from avhighlights.core.errors import CheckpointError, RegistryError, WeightsHashError, WeightsNotFoundError
 
 HASH_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60.0

@@ -24,7 +24,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.task_engine import TaskRunTimeoutError
 from prefect.tasks import exponential_backoff
 
-from avhighlights.errors import AVHighlightsError
+from avhighlights.core.errors import AVHighlightsError
 
 GPU_LIMIT = "gpu"
 GPU_TAG = "gpu"

@@ -20,12 +20,13 @@ import numpy as np
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from avhighlights.atomic import write_json
+from avhighlights.core.atomic import write_json
+from avhighlights.core.sample import FeatureSource
+from avhighlights.core.types import ScoreCurve, Segment, VideoInfo
 from avhighlights.extractors import create_extractor
 from avhighlights.extractors.store import default_store_root
 from avhighlights.flows.artifacts import ExtractionProgress, publish_run_report
 from avhighlights.flows.concurrency import GPU_TAG, RETRIES, RETRY_DELAYS_S, Timeouts, gpu_slot, retry_transient
-from avhighlights.models.base import FeatureSource
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.fit_cache import AutoFit
 from avhighlights.pipeline.index_html import write_index
@@ -42,7 +43,6 @@ from avhighlights.pipeline.score import (
     scorer_extractors,
 )
 from avhighlights.pipeline.select import SelectionConfig, select_segments
-from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 FLOW_NAME = "extract-and-score"
 DEPLOYMENT = "extract-and-score/extract-and-score"

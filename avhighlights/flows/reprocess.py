@@ -9,7 +9,7 @@
   an entry of the summary's `failures` list (file and one-line reason; typed errors at once, transient
   ones after retries with backoff). `batch_exit_code` maps the summary to the CLI's exit code.
 - Evaluation: when `<stem>.labels.json`/`.labels.csv` sits next to a video (the folder layout of
-  `pipeline/evaluation/folder_data.py`) the per-video DAViHD metrics are computed from its scores.
+  `evaluation/folder_data.py`) the per-video DAViHD metrics are computed from its scores.
 - Unsupervised methods without a checkpoint (`recurrence`, `rasl`) are fitted once, before the fan-out, on
   every readable video of the batch plus `library` ($AVH_LIBRARY), through the fit cache of
   `pipeline/fit_cache.py`; every video is then scored with that one fit (named in the summary).
@@ -19,7 +19,7 @@
 - Output: `<out_dir>/<relative path>/<stem>/` per video, `<out_dir>/reprocess-summary.json` and a
   table artifact (status, seconds, clips, metrics per video).
 
-    avhighlights reprocess DATASET_DIR --out out/ [--dask-workers 2]     # or python -m avhighlights.flows.reprocess
+    avhighlights reprocess DATASET_DIR --out out/ [--dask-workers 2]
 """
 
 from __future__ import annotations
@@ -39,14 +39,17 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from avhighlights.atomic import write_json
-from avhighlights.errors import AVHighlightsError, DatasetError, MediaError
-from avhighlights.errors import batch_exit_code as exit_code_of_batch
+from avhighlights.core.atomic import write_json
+from avhighlights.core.errors import AVHighlightsError, DatasetError, MediaError
+from avhighlights.core.errors import batch_exit_code as exit_code_of_batch
+from avhighlights.core.files import videos_under
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import VideoInfo
+from avhighlights.evaluation.folder_data import FolderDataset, read_labels
+from avhighlights.evaluation.metrics import davihd_video_metrics
 from avhighlights.flows.artifacts import publish_batch_table
 from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
 from avhighlights.flows.extract_and_score import TASK_OPTIONS, fit_on, resolve_store, scorer_spec
-from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES, FolderDataset, read_labels
-from avhighlights.pipeline.evaluation.metrics import davihd_video_metrics
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.probe import content_sha256, probe
 from avhighlights.pipeline.progress import null_progress
@@ -55,8 +58,6 @@ from avhighlights.pipeline.results import HighlightsDoc, ResultsError, read_resu
 from avhighlights.pipeline.run import RenderOptions, open_store, write_outputs
 from avhighlights.pipeline.score import build_sample, fits_on_the_fly, prepare_scorer, score_sample, scorer_extractors
 from avhighlights.pipeline.select import SelectionConfig, select_segments
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import VideoInfo
 
 SUMMARY_NAME = "reprocess-summary.json"
 
@@ -93,7 +94,7 @@ def list_videos(source: str | Path) -> list[tuple[Path, Path]]:
     """(video, output-relative path) pairs of a folder (recursive) or a manifest, in a stable order."""
     source = Path(source)
     if source.is_dir():
-        videos = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        videos = videos_under(source)
         return [(p, p.relative_to(source)) for p in videos]
     if source.is_file():
         videos = _read_manifest(source)
@@ -315,14 +316,3 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         names += [k for k in row if k not in names and k != "results_json"]
     return names
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m avhighlights.flows.reprocess`: the options and exit codes of `avhighlights reprocess`."""
-    from avhighlights.flows.reprocess_cli import standalone_main
-
-    return standalone_main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,9 +5,9 @@ Every new, settled, valid video becomes one `extract-and-score` deployment run, 
 the periodic reconciliation pass reads the run states back (failed or crashed runs are resubmitted up
 to `max_attempts` times). Run as a service (until SIGTERM/SIGINT)::
 
-    python -m avhighlights.flows.watch_folder --folder IN --out OUT --quarantine Q --state S
+    avhighlights watch --folder IN --out OUT --quarantine Q --state S
 
-or `avhighlights watch ...` (same options; see avhighlights/flows/watch_cli.py); with `--once` or
+(options in avhighlights/cli/watch.py); with `--once` or
 `--max-iterations N` it runs as one bounded `watch-folder` flow run instead.
 """
 
@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -127,14 +126,3 @@ def serve_watch(watcher: FolderWatcher) -> dict[str, int]:
         signal.signal(sig, lambda *_: stop.set())
     log.info("watching %s (state %s)", watcher.config.folder, watcher.config.state_dir)
     return dict(watcher.run(stop=stop))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m avhighlights.flows.watch_folder`: the same options as `avhighlights watch`."""
-    from avhighlights.flows.watch_cli import build_parser, watch_main
-
-    return watch_main(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import median_filter
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import METHODS, HighlightMethod, Sample
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import Sample
+from avhighlights.models.base import METHODS, HighlightMethod
 
 RMS_COLUMN, FLUX_COLUMN = 0, 2
 

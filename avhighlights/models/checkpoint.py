@@ -16,10 +16,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from avhighlights.atomic import atomic_path
-from avhighlights.errors import CheckpointError, CheckpointMismatchError
-from avhighlights.models.base import FeatureSource, HighlightMethod, create_method
-from avhighlights.registry import config_to_dict
+from avhighlights.core.atomic import atomic_path
+from avhighlights.core.errors import CheckpointError, CheckpointMismatchError
+from avhighlights.core.registry import config_to_dict
+from avhighlights.core.sample import FeatureSource
+from avhighlights.models.base import HighlightMethod, create_method
 
 FORMAT = "avhighlights-checkpoint/1"
 

@@ -16,8 +16,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import METHODS, ProgressFn, Sample
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import Sample
+from avhighlights.evaluation.metrics import f1_top50
+from avhighlights.models.base import METHODS
 from avhighlights.models.davihd_net import STREAMS, DAViHDNet, DAViHDShape
 from avhighlights.models.joint_va import required_labels
 from avhighlights.models.torch_method import (
@@ -29,7 +32,6 @@ from avhighlights.models.torch_method import (
     minibatches,
     set_seed,
 )
-from avhighlights.pipeline.evaluation.metrics import f1_top50
 
 STREAM_ROLES = {"visual": "visual", "semantic": "audio", "dynamics": "logmel"}
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
 from avhighlights.models.attention import zero_padded
 from avhighlights.models.fdy import BN_MOMENTUM, DynamicsCNN, replicate_pad_time
 from avhighlights.models.transformer_blocks import (

@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import Sample
 from avhighlights.models.attention import DecoderLayer, FeedForward, ValueResidualEncoderLayer, masked_time_mean
-from avhighlights.models.base import METHODS, ProgressFn, Sample
+from avhighlights.models.base import METHODS
 from avhighlights.models.hpcl_losses import balanced_segment_indices, dense_supcon_loss, hard_pair_ranking_loss
 from avhighlights.models.joint_va import MODALITIES, binarise_labels, check_modalities, required_labels, validation_ap
 from avhighlights.models.torch_method import Batch, TorchMethod, collate, minibatches, run_epochs, set_seed

@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from sklearn.metrics import average_precision_score
 from torch import nn
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import Sample
 from avhighlights.models.attention import CrossAttentionBlock, zero_padded
-from avhighlights.models.base import METHODS, HighlightMethod, ProgressFn, Sample
+from avhighlights.models.base import METHODS, HighlightMethod
 from avhighlights.models.torch_method import (
     Batch,
     TorchMethod,

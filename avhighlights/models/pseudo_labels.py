@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
 
 MIN_VIDEOS_TO_CLUSTER = 12
 MAX_CLUSTERS = 30

@@ -22,7 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from avhighlights.models.base import METHODS, ProgressFn, Sample
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import Sample
+from avhighlights.models.base import METHODS
 from avhighlights.models.rasl_losses import (
     kpoint_loss,
     logit_scale,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
 from avhighlights.models.rasl_net import RankProjections
 
 GAMMA_MODES = ("exp", "multiplier")

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
 
 AE_LAYERS = 3
 

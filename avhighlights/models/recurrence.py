@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import METHODS, ProgressFn, Sample, collapsed_fraction
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import Sample
+from avhighlights.models.base import METHODS, collapsed_fraction
 from avhighlights.models.joint_va import MODALITIES, JointVAMethod, JointVANet
 from avhighlights.models.pseudo_labels import (
     av_pseudo_scores,

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.models.base import HighlightMethod, ProgressFn, Sample
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import Sample
+from avhighlights.models.base import HighlightMethod
 
 
 @dataclass

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from avhighlights.errors import CorruptMediaError
+from avhighlights.core.errors import CorruptMediaError
+from avhighlights.core.types import AudioChunk, VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.probe import last_stderr_line
-from avhighlights.pipeline.types import AudioChunk, VideoInfo
 
 BYTES_PER_SAMPLE = 4  # float32
 

@@ -21,10 +21,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from avhighlights.atomic import write_json
-from avhighlights.errors import AVHighlightsError, ConfigError
-from avhighlights.errors import batch_exit_code as exit_code_of_batch
-from avhighlights.models.base import ProgressFn
+from avhighlights.core.atomic import write_json
+from avhighlights.core.errors import AVHighlightsError, ConfigError
+from avhighlights.core.errors import batch_exit_code as exit_code_of_batch
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.fit import find_videos
 from avhighlights.pipeline.index_html import write_index
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
@@ -34,7 +35,6 @@ from avhighlights.pipeline.render_checks import remember_probed
 from avhighlights.pipeline.run import RenderOptions, RunResult, _score_and_write, open_store, video_out_dir
 from avhighlights.pipeline.score import ScorerSpec, prepare_scorer
 from avhighlights.pipeline.select import SelectionConfig
-from avhighlights.pipeline.types import VideoInfo
 
 BATCH_NAME = "batch.json"
 BATCH_SCHEMA = "avhighlights/batch/1"

@@ -20,14 +20,14 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from avhighlights.atomic import atomic_path
-from avhighlights.errors import MediaError
+from avhighlights.core.atomic import atomic_path
+from avhighlights.core.errors import MediaError
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.children import die_with_parent
 from avhighlights.pipeline.exports import frame_at
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.frame_times import VideoTimeline
 from avhighlights.pipeline.synth import ffmpeg_binary
-from avhighlights.pipeline.types import VideoInfo
 
 X264_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p")
 AAC_ARGS = ("-c:a", "aac", "-b:a", "160k")

@@ -10,12 +10,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.timebase import FeatureTrack, Spans, align_track
+from avhighlights.core.types import MediaSource, VideoInfo
 from avhighlights.extractors.base import Extractor
-from avhighlights.models.base import ProgressFn
 from avhighlights.pipeline.media import open_media
 from avhighlights.pipeline.progress import report_count
-from avhighlights.pipeline.timebase import FeatureTrack, Spans, align_track
-from avhighlights.pipeline.types import MediaSource, VideoInfo
 
 MediaFactory = Callable[[VideoInfo], MediaSource]
 PROGRESS_STEP = 0.01  # report an extractor's progress when it has moved by 1 % of the video (or finished)

@@ -21,27 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.files import VIDEO_SUFFIXES, videos_under
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.registry import config_to_dict
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import Extractor
-from avhighlights.models.base import (
-    METHODS,
-    FeatureSource,
-    HighlightMethod,
-    ProgressFn,
-    Sample,
-    collapsed_fraction,
-    create_method,
-)
+from avhighlights.models.base import METHODS, HighlightMethod, collapsed_fraction, create_method
 from avhighlights.models.checkpoint import save_checkpoint
-from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
 from avhighlights.pipeline.extract import ExtractionStats, extract_features
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.probe import probe_all
 from avhighlights.pipeline.progress import for_video, null_progress, report_count
 from avhighlights.pipeline.run import open_store
 from avhighlights.pipeline.score import build_extractors, build_sample, extractor_sources, resolve_binding
-from avhighlights.pipeline.types import VideoInfo
-from avhighlights.registry import config_to_dict
 
 GRID_STEP_S = 1.0
 
@@ -69,7 +63,7 @@ def find_videos(paths: Sequence[str | Path]) -> list[Path]:
     found: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            found += videos_under(path)
         else:
             found.append(path)  # probe() names a missing or bad file
     if not found:

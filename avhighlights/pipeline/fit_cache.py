@@ -29,11 +29,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from avhighlights.atomic import write_json
-from avhighlights.errors import ConfigError
+from avhighlights.core.atomic import write_json
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.registry import build_config, config_to_dict
+from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import Extractor
 from avhighlights.extractors.weights import cache_root
-from avhighlights.models.base import METHODS, ProgressFn
+from avhighlights.models.base import METHODS
 from avhighlights.models.checkpoint import load_checkpoint
 from avhighlights.pipeline.fit import find_videos, fit_infos, grid_overrides
 from avhighlights.pipeline.probe import probe
@@ -45,8 +48,6 @@ from avhighlights.pipeline.score import (
     ScorerSpec,
     extractor_sources,
 )
-from avhighlights.pipeline.types import VideoInfo
-from avhighlights.registry import build_config, config_to_dict
 
 LIBRARY_ENV = "AVH_LIBRARY"
 LIBRARY_STAGE = "probe library"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avhighlights.errors import CorruptMediaError
+from avhighlights.core.errors import CorruptMediaError
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
-from avhighlights.pipeline.types import VideoInfo
 
 PROBE_TIMEOUT_S = 600
 

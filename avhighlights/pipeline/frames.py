@@ -17,10 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from avhighlights.errors import CorruptMediaError
+from avhighlights.core.errors import CorruptMediaError
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.probe import VIDEO_MAP, last_stderr_line
-from avhighlights.pipeline.types import VideoInfo
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote
 
-from avhighlights.atomic import write_text
+from avhighlights.core.atomic import write_text
 from avhighlights.pipeline.report_facts import hms, total_highlight_s, video_name, warnings_of
 from avhighlights.pipeline.report_html import POSTER_NAME, REPORT_NAME
 from avhighlights.pipeline.report_style import PAGE_CSS

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from avhighlights.errors import CorruptMediaError
+from avhighlights.core.errors import CorruptMediaError
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import AudioChunk, ClipBatch, FrameBatch, VideoInfo
 from avhighlights.pipeline import audio as audio_decode
 from avhighlights.pipeline.frames import FALLBACK_ORDER, FRAME_READERS, clip_indices, frame_index_at, resize_frames
-from avhighlights.pipeline.timebase import second_grid
-from avhighlights.pipeline.types import AudioChunk, ClipBatch, FrameBatch, VideoInfo
 
 log = logging.getLogger(__name__)
 

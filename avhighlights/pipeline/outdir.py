@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avhighlights.atomic import write_text
-from avhighlights.errors import OutputError
+from avhighlights.core.atomic import write_text
+from avhighlights.core.errors import OutputError
 
 MANIFEST_NAME = ".highlights-outputs.json"  # media files the renders wrote (users may edit highlights.json)
 STAGING_PREFIX = ".render-"

@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from avhighlights.errors import OutputError
+from avhighlights.core.errors import OutputError
 from avhighlights.pipeline.cuts import RenderError
 
 LOCATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM,

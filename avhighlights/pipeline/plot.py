@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from avhighlights.atomic import write_bytes  # noqa: E402
+from avhighlights.core.atomic import write_bytes  # noqa: E402
 from avhighlights.pipeline.report_facts import is_flat, threshold_score, video_name  # noqa: E402
 from avhighlights.pipeline.results import HighlightsDoc  # noqa: E402
 

@@ -18,16 +18,16 @@ from pathlib import Path
 import ffmpeg
 import numpy as np
 
-from avhighlights.errors import (
+from avhighlights.core.errors import (
     CorruptMediaError,
     MissingFileError,
     NotMediaError,
     NoVideoStreamError,
     UnknownDurationError,
 )
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.progress import for_video, report_count
-from avhighlights.pipeline.types import VideoInfo
 
 HASH_BLOCK_BYTES = 1 << 20
 VFR_TOLERANCE = 0.005  # relative |avg - r| frame-rate difference that counts as variable

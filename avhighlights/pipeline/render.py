@@ -35,9 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from avhighlights import __version__
-from avhighlights.atomic import write_text
-from avhighlights.errors import ConfigError, MissingFileError, OutputError
-from avhighlights.models.base import ProgressFn
+from avhighlights.core.atomic import write_text
+from avhighlights.core.errors import ConfigError, MissingFileError, OutputError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.timebase import Spans, align
 from avhighlights.pipeline import cuts, exports, exports_otio, outdir
 from avhighlights.pipeline.children import terminate_as_exit
 from avhighlights.pipeline.frame_times import VideoTimeline, read_timeline
@@ -55,7 +56,6 @@ from avhighlights.pipeline.render_checks import (
 )
 from avhighlights.pipeline.report_html import REPORT_NAME, write_report
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc, read_results, utc_now, write_results
-from avhighlights.pipeline.timebase import Spans, align
 
 RESULTS_NAME = "highlights.json"
 REEL_STEM = "reel"

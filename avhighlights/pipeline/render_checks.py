@@ -15,10 +15,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from avhighlights.errors import ConfigError, CorruptMediaError, MediaError, MissingFileError
+from avhighlights.core.errors import ConfigError, CorruptMediaError, MediaError, MissingFileError
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.probe import content_sha256
-from avhighlights.pipeline.types import VideoInfo
 
 DURATION_MISMATCH_FRAMES = 1.5  # the document's duration may differ from the file's by this many frames
 AUDIO_PACKET_SLACK = 2  # encoder priming/padding: audio may differ by this many of its packets besides one frame

@@ -17,8 +17,8 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote
 
-from avhighlights.atomic import write_bytes, write_text
-from avhighlights.errors import AVHighlightsError
+from avhighlights.core.atomic import write_bytes, write_text
+from avhighlights.core.errors import AVHighlightsError
 from avhighlights.pipeline.plot import plot_png
 from avhighlights.pipeline.report_facts import (
     best_second_s,

@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 
 from avhighlights import __version__
-from avhighlights.atomic import write_json
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import FeatureSource
+from avhighlights.core.atomic import write_json
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.sample import FeatureSource
+from avhighlights.core.timebase import Spans, align
+from avhighlights.core.types import ScoreCurve, Segment, VideoInfo
 from avhighlights.pipeline.select import SelectionConfig, selection_report
-from avhighlights.pipeline.timebase import Spans, align
-from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 SCHEMA = "avhighlights/highlights/1"
 END_TOLERANCE_S = 1e-3  # an edited end this close beyond the duration is clamped, not rejected

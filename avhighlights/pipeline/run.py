@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avhighlights.atomic import write_json
-from avhighlights.errors import ConfigError
-from avhighlights.models.base import ProgressFn
+from avhighlights.core.atomic import write_json
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.types import ScoreCurve, Segment, VideoInfo
 from avhighlights.pipeline.extract import extract_features
 from avhighlights.pipeline.index_html import refresh_index, write_index
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
@@ -32,7 +33,6 @@ from avhighlights.pipeline.render_checks import remember_probed
 from avhighlights.pipeline.results import make_doc
 from avhighlights.pipeline.score import PreparedScorer, ScorerSpec, build_sample, prepare_scorer, score_sample
 from avhighlights.pipeline.select import SelectionConfig, select_segments, selection_report
-from avhighlights.pipeline.types import ScoreCurve, Segment, VideoInfo
 
 log = logging.getLogger(__name__)
 

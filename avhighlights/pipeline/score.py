@@ -10,12 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from avhighlights.errors import ConfigError
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.progress import ProgressFn
+from avhighlights.core.sample import FeatureSource, Sample
+from avhighlights.core.timebase import FeatureTrack, align_track, second_grid
+from avhighlights.core.types import ScoreCurve, VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
-from avhighlights.models.base import METHODS, FeatureSource, HighlightMethod, ProgressFn, Sample, create_method
+from avhighlights.models.base import METHODS, HighlightMethod, create_method
 from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info, refuse_dataset_binding
-from avhighlights.pipeline.timebase import FeatureTrack, align_track, second_grid
-from avhighlights.pipeline.types import ScoreCurve, VideoInfo
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ magnitude max(|max|, |min|), or <= FLAT_ATOL (1e-12) near zero, cannot be ranked
 float32 units in the last place (models compute in float32), so such differences are rounding noise. A
 silent video under `loudness` scores all zeros. The selection still runs (ties go to the earliest
 seconds), and the warning is shown by `score` and stored in highlights.json's `warnings`. Near-constant
-scores (`near_constant_warning`, `avhighlights.near_constant.is_near_constant`: range <= 1e-3 of
+scores (`near_constant_warning`, `avhighlights.core.near_constant.is_near_constant`: range <= 1e-3 of
 max(|scores|, 1)), the output of a collapsed model, get their own warning the same way.
 """
 
@@ -54,10 +54,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from avhighlights.errors import AVHighlightsError, ConfigError
-from avhighlights.near_constant import NEAR_CONSTANT_RTOL, is_near_constant, score_scale
-from avhighlights.pipeline.timebase import Spans, align
-from avhighlights.pipeline.types import ScoreCurve, Segment
+from avhighlights.core.errors import AVHighlightsError, ConfigError
+from avhighlights.core.near_constant import NEAR_CONSTANT_RTOL, is_near_constant, score_scale
+from avhighlights.core.timebase import Spans, align
+from avhighlights.core.types import ScoreCurve, Segment
 
 EPS_S = 1e-6
 FLAT_RTOL = 1e-6  # a score range this small relative to the scores' magnitude is float32 rounding noise

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from avhighlights.atomic import atomic_path
+from avhighlights.core.atomic import atomic_path
 from avhighlights.pipeline.ffargs import safe_media_arg
 
 SCENE_COLOURS = ("0x1f77b4", "0xff7f0e", "0x2ca02c", "0xd62728", "0x9467bd", "0x8c564b")

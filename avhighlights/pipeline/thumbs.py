@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 
-from avhighlights.errors import MediaError
+from avhighlights.core.errors import MediaError
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.synth import ffmpeg_binary
-from avhighlights.pipeline.types import VideoInfo
 
 THUMB_WIDTH_PX = 320
 JPEG_QUALITY = 5  # ffmpeg mjpeg -q:v, 2 (best) .. 31

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import opentimelineio as otio
 
+from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.exports import frame_at
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
 from avhighlights.pipeline.safe_text import one_line
-from avhighlights.pipeline.types import VideoInfo
 
 RationalTime, TimeRange = otio.opentime.RationalTime, otio.opentime.TimeRange
 RECORD_START = "01:00:00:00"

@@ -28,9 +28,9 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from avhighlights.atomic import write_text
-from avhighlights.errors import ConfigError, MediaError, MissingFileError
-from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
+from avhighlights.core.atomic import write_text
+from avhighlights.core.errors import ConfigError, MediaError, MissingFileError
+from avhighlights.core.files import VIDEO_SUFFIXES
 from avhighlights.pipeline.probe import content_sha256, probe
 from avhighlights.pipeline.watch_files import (
     CHANGING,

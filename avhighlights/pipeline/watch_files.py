@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from avhighlights.atomic import write_text
-from avhighlights.pipeline.evaluation.folder_data import VIDEO_SUFFIXES
+from avhighlights.core.atomic import write_text
+from avhighlights.core.files import VIDEO_SUFFIXES
 from avhighlights.pipeline.watch_ledger import utc_now
 
 STABLE, CHANGING, GONE, UNREADABLE = "stable", "changing", "gone", "unreadable"

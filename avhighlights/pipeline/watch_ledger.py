@@ -17,8 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from avhighlights.atomic import write_json
-from avhighlights.errors import ConfigError
+from avhighlights.core.atomic import write_json
+from avhighlights.core.errors import ConfigError
 
 LEDGER_NAME = "ledger.json"
 LEDGER_VERSION = 1
