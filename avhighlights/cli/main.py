@@ -96,7 +96,7 @@ def _build_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from avhighlights.evaluation.bench import bench_main
+    from avhighlights.cli.bench import bench_main
 
     return bench_main(args)
 
