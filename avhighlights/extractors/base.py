@@ -9,11 +9,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
+from avhighlights.core.frame_requests import FrameRequest, MediaRequest
 from avhighlights.core.registry import Registry, build_config, config_to_dict
 from avhighlights.core.timebase import FeatureTrack
-from avhighlights.core.types import MediaSource
+from avhighlights.core.types import ClipBatch, FrameBatch, MediaSource, VideoInfo
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
@@ -53,6 +55,11 @@ class Extractor(ABC):
     def extract(self, media: MediaSource) -> FeatureTrack:
         """Features for the whole video, computed in bounded-memory batches."""
 
+    def media_request(self, info: VideoInfo) -> MediaRequest | None:
+        """The frames this extractor needs, declared before decoding, so `pipeline.extract` can serve several
+        extractors from one decode (`RequestExtractor`); None (the default): it pulls them itself in `extract`."""
+        return None
+
     def weights_sha256(self) -> str | None:
         """sha256 of the weights the output depends on (None for weight-free extractors)."""
         return None
@@ -73,6 +80,46 @@ class Extractor(ABC):
     def identity_hash(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+class RequestExtractor(Extractor):
+    """An extractor that only declares its frames (`media_request`) and embeds one batch of them (`embed_batch`).
+
+    The shared decode pass feeds it batches through `embed_batch` and collects the rows with `track_from_rows`;
+    `extract(media)` is the same pipeline pulling from one `MediaSource`, so both paths give the same rows.
+    """
+
+    @abstractmethod
+    def media_request(self, info: VideoInfo) -> MediaRequest:
+        """Frames at times or clips on spans, at the size the network needs."""
+
+    @abstractmethod
+    def embed_batch(self, batch: FrameBatch | ClipBatch) -> np.ndarray:
+        """One batch of the request -> (B, dim) rows."""
+
+    def track_from_rows(self, rows: list[np.ndarray], info: VideoInfo) -> FeatureTrack:
+        return FeatureTrack.regular(np.concatenate(rows), hop_s=self.hop_s, name=self.name)
+
+    def extract(self, media: MediaSource) -> FeatureTrack:
+        request = self.media_request(media.info)
+        if isinstance(request, FrameRequest):
+            batches = media.frames(request.times_s, size=request.size, batch_size=request.batch_size)
+        else:
+            batches = media.clips(request.start_s, request.end_s, request.n_frames, size=request.size,
+                                  batch_size=request.batch_size)
+        rows = []
+        for batch in batches:
+            rows.append(self.embed_batch(batch))
+            report_media_progress(media, batch_done_s(batch, self.hop_s, media.info.duration_s))
+        return self.track_from_rows(rows, media.info)
+
+
+def batch_done_s(batch: FrameBatch | ClipBatch, hop_s: float, duration_s: float) -> float:
+    """Seconds of video covered once `batch` is embedded: the end of its last span, or for frames half a step
+    past its last time (the frames sit at the middle of their steps)."""
+    if isinstance(batch, ClipBatch):
+        return float(batch.end_s[-1])
+    return min(float(batch.times_s[-1]) + hop_s / 2, duration_s)
 
 
 def report_media_progress(media: MediaSource, done_s: float) -> None:

@@ -13,24 +13,20 @@ transform: resize to 128x171, centre crop 112, Kinetics mean/std, 16 frames per 
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from avhighlights.core.timebase import FeatureTrack
-from avhighlights.core.types import MediaSource
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.r3d_net import ResNet3d, official_state_dict
 from avhighlights.extractors.visual import (
     KINETICS_MEAN,
     KINETICS_STD,
-    VisualExtractor,
+    ClipExtractor,
     center_crop,
     check_sha256_prefix,
-    clip_rows,
     to_tensor,
     torchvision_prefix_of,
     torchvision_weights,
@@ -85,20 +81,12 @@ class R3D18Config:
     seed: int = 0
 
 
-class ClipExtractor(VisualExtractor):
-    """Shared loop: `clip_frames`-frame clips per step -> normalised (B, 3, T, H, W) -> 512-d rows."""
+class Kinetics3dExtractor(ClipExtractor):
+    """`clip_frames`-frame clips per step -> Kinetics-normalised (B, 3, T, H, W) -> 512-d rows."""
 
     @property
     def dim(self) -> int:
         return 512
-
-    @property
-    def hop_s(self) -> float:
-        return self.config.chunk_s
-
-    @abstractmethod
-    def frame_size(self) -> tuple[int, int]:
-        """(height, width) the decoder resizes frames to."""
 
     def prepare(self, clips: np.ndarray) -> np.ndarray:
         """Resized (B, T, H, W, 3) uint8 clips -> network-size clips (crop when needed)."""
@@ -113,14 +101,9 @@ class ClipExtractor(VisualExtractor):
             features = self.net(x)  # (B, 512)
         return features.float().cpu().numpy()
 
-    def extract(self, media: MediaSource) -> FeatureTrack:
-        c = self.config
-        rows = clip_rows(media, c.chunk_s, c.clip_frames, self.frame_size(), c.batch_size, self.embed_clips)
-        return FeatureTrack.regular(rows, hop_s=c.chunk_s, name=self.name)
-
 
 @EXTRACTORS.register("r3d34")
-class R3D34Extractor(ClipExtractor):
+class R3D34Extractor(Kinetics3dExtractor):
     """512-d Hara 3D-ResNet-34 (Kinetics-400) features per 1-s step."""
 
     version = "1"
@@ -136,12 +119,12 @@ class R3D34Extractor(ClipExtractor):
             net.load_state_dict(official_state_dict(load_state_dict(path)), strict=True)
         return net
 
-    def frame_size(self) -> tuple[int, int]:
+    def clip_size(self) -> tuple[int, int]:
         return self.config.image_size, self.config.image_size
 
 
 @EXTRACTORS.register("r3d18_tv")
-class R3D18TorchvisionExtractor(ClipExtractor):
+class R3D18TorchvisionExtractor(Kinetics3dExtractor):
     """512-d torchvision r3d_18 (KINETICS400_V1) features per 1-s step."""
 
     version = "1"
@@ -161,7 +144,7 @@ class R3D18TorchvisionExtractor(ClipExtractor):
         net.fc = nn.Identity()
         return net
 
-    def frame_size(self) -> tuple[int, int]:
+    def clip_size(self) -> tuple[int, int]:
         return self.config.resize_hw
 
     def prepare(self, clips: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ publishers only give a hash prefix (torchvision), and the lazily built network /
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,9 +14,10 @@ import torch
 from torch import nn
 
 from avhighlights.core.errors import WeightsHashError
-from avhighlights.core.timebase import FeatureTrack, second_grid
-from avhighlights.core.types import MediaSource, VideoInfo
-from avhighlights.extractors.base import Extractor, report_media_progress
+from avhighlights.core.frame_requests import ClipRequest, FrameRequest
+from avhighlights.core.timebase import second_grid
+from avhighlights.core.types import ClipBatch, FrameBatch, VideoInfo
+from avhighlights.extractors.base import RequestExtractor
 from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights, weights_identity
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -24,7 +25,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
-RowsFn = Callable[[np.ndarray], np.ndarray]
 
 
 def grid_times(duration_s: float, hop_s: float, position: float = 0.5) -> np.ndarray:
@@ -64,28 +64,6 @@ def center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     return frames[..., top:top + size, left:left + size, :]
 
 
-def frame_rows(media: MediaSource, hop_s: float, size: tuple[int, int], batch_size: int,
-               embed: RowsFn) -> np.ndarray:
-    """`embed` applied to the frames at the grid sampling times, `batch_size` frames at a time -> (T, D)."""
-    times = grid_times(media.info.duration_s, hop_s)
-    rows = []
-    for batch in media.frames(times, size=size, batch_size=batch_size):
-        rows.append(embed(batch.frames))
-        report_media_progress(media, min(float(batch.times_s[-1]) + hop_s / 2, media.info.duration_s))
-    return np.concatenate(rows)
-
-
-def clip_rows(media: MediaSource, hop_s: float, n_frames: int, size: tuple[int, int], batch_size: int,
-              embed: RowsFn) -> np.ndarray:
-    """`embed` applied to the first `n_frames` frames of every grid step, `batch_size` clips at a time."""
-    starts, ends = grid_spans(media.info.duration_s, hop_s)
-    rows = []
-    for batch in media.clips(starts, ends, n_frames, size=size, batch_size=batch_size):
-        rows.append(embed(batch.frames))
-        report_media_progress(media, float(batch.end_s[-1]))
-    return np.concatenate(rows)
-
-
 def check_sha256_prefix(path: Path, prefix: str, url: str) -> Path:
     """Raise `WeightsHashError` unless the file's sha256 starts with `prefix` (torchvision's published check)."""
     actual = cached_sha256(path)
@@ -113,7 +91,7 @@ def torchvision_prefix_of(filename: str) -> str:
     return filename.rsplit(".", 1)[0].rsplit("-", 1)[-1]
 
 
-class VisualExtractor(Extractor):
+class VisualExtractor(RequestExtractor):
     """A network built lazily (seeded, in eval mode, on the device) whose weights enter the identity by hash.
 
     Configs carry `weights_path`, `random_init`, `seed` and `batch_size`; subclasses give `build_net` and
@@ -169,7 +147,32 @@ class FrameExtractor(VisualExtractor):
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 frames -> (B, dim) rows."""
 
-    def extract(self, media: MediaSource) -> FeatureTrack:
-        size = self.frame_size(media.info)
-        rows = frame_rows(media, self.hop_s, size, self.config.batch_size, self.embed_frames)
-        return FeatureTrack.regular(rows, hop_s=self.hop_s, name=self.name)
+    def media_request(self, info: VideoInfo) -> FrameRequest:
+        return FrameRequest(grid_times(info.duration_s, self.hop_s), self.frame_size(info), self.config.batch_size)
+
+    def embed_batch(self, batch: FrameBatch) -> np.ndarray:
+        return self.embed_frames(batch.frames)
+
+
+class ClipExtractor(VisualExtractor):
+    """One row per `config.chunk_s` step from its first `config.clip_frames` frames (a 3-D CNN's clip)."""
+
+    @property
+    def hop_s(self) -> float:
+        return self.config.chunk_s
+
+    @abstractmethod
+    def clip_size(self) -> tuple[int, int]:
+        """(height, width) the decoder resizes frames to."""
+
+    @abstractmethod
+    def embed_clips(self, clips: np.ndarray) -> np.ndarray:
+        """(B, T, H, W, 3) uint8 clips -> (B, dim) rows."""
+
+    def media_request(self, info: VideoInfo) -> ClipRequest:
+        c = self.config
+        starts, ends = grid_spans(info.duration_s, c.chunk_s)
+        return ClipRequest(starts, ends, c.clip_frames, self.clip_size(), c.batch_size)
+
+    def embed_batch(self, batch: ClipBatch) -> np.ndarray:
+        return self.embed_clips(batch.frames)

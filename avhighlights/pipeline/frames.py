@@ -1,4 +1,5 @@
-"""Frame readers: decord (fast, random access) and an ffmpeg-pipe fallback, plus frame selection.
+"""Fallback frame readers: decord (random access) and an ffmpeg pipe, plus frame selection (the default reader,
+PyAV, is in `pyav_reader`).
 
 Both readers know every frame's presentation time (seconds from the file start) and return
 upright RGB uint8 frames for a list of frame indices; indices never leave `pipeline.media`.
@@ -155,6 +156,3 @@ class FfmpegReader:
     def close(self) -> None:
         """Nothing is held open between reads."""
 
-
-FRAME_READERS = {DecordReader.name: DecordReader, FfmpegReader.name: FfmpegReader}
-FALLBACK_ORDER = (DecordReader.name, FfmpegReader.name)

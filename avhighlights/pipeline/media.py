@@ -1,27 +1,34 @@
 """Decoded access to one probed video (`MediaSource`): audio chunks, frames at times, dense clips.
 
-Frames come from decord when it can open the file, else from the ffmpeg-pipe reader; a decord
-failure while decoding switches to ffmpeg for the rest of the session. Frame selection uses each
-reader's own frame timestamps, so variable-frame-rate files are sampled at the right times.
-Resizing (`size` = (height, width)) is torch bilinear interpolation with antialiasing.
+Frames come from PyAV when it can open the file (scaled in the decoder, see `pyav_reader`), else from decord,
+else from the ffmpeg-pipe reader; a reader failure while decoding switches to the next one for the rest of the
+session. Those two decode native frames and resize them with torch (bilinear with antialiasing). Frame selection
+uses each reader's own frame timestamps, so variable-frame-rate files are sampled at the right times.
+`serve(requests)` answers several extractors' requests from one forward decode (see `frame_plan`); `frames` and
+`clips` are the same machinery for one request.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from avhighlights.core.errors import CorruptMediaError
+from avhighlights.core.frame_requests import ClipRequest, FrameRequest, MediaRequest, Size
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import AudioChunk, ClipBatch, FrameBatch, VideoInfo
 from avhighlights.pipeline import audio as audio_decode
-from avhighlights.pipeline.frames import FALLBACK_ORDER, FRAME_READERS, clip_indices, frame_index_at, resize_frames
+from avhighlights.pipeline.frame_plan import CHUNK_FRAMES, PassStats, serve_requests
+from avhighlights.pipeline.frames import DecordReader, FfmpegReader, resize_frames
+from avhighlights.pipeline.pyav_reader import PyavReader
 
 log = logging.getLogger(__name__)
 
 read_audio = audio_decode.read_audio
+FRAME_READERS = {reader.name: reader for reader in (PyavReader, DecordReader, FfmpegReader)}
+FALLBACK_ORDER = (PyavReader.name, DecordReader.name, FfmpegReader.name)
 
 
 def sample_times_1fps(info: VideoInfo, position: float = 0.5) -> np.ndarray:
@@ -37,8 +44,8 @@ def sample_times_1fps(info: VideoInfo, position: float = 0.5) -> np.ndarray:
 
 
 def open_media(info: VideoInfo, frame_reader: str | None = None) -> VideoMedia:
-    """A `MediaSource` for `info`; `frame_reader` forces "decord" or "ffmpeg" (default: decord,
-    falling back to ffmpeg)."""
+    """A `MediaSource` for `info`; `frame_reader` forces "pyav", "decord" or "ffmpeg" (default: pyav, falling
+    back to decord, then ffmpeg)."""
     if frame_reader is not None and frame_reader not in FRAME_READERS:
         raise ValueError(f"unknown frame reader {frame_reader!r}; choose from {sorted(FRAME_READERS)}")
     return VideoMedia(info, (frame_reader,) if frame_reader else FALLBACK_ORDER)
@@ -78,31 +85,30 @@ class VideoMedia:
     def frames(self, times_s: np.ndarray, size: tuple[int, int] | None = None,
                batch_size: int = 32) -> Iterator[FrameBatch]:
         """Frames on screen at each time (see `frames.frame_index_at`), `batch_size` at a time."""
-        times_s = np.asarray(times_s, dtype=np.float64)
-        for lo in range(0, len(times_s), max(1, batch_size)):
-            batch_s = times_s[lo:lo + batch_size]
-            frames = self._decode(lambda ts, b=batch_s: frame_index_at(ts, b))  # (B, H, W, 3)
-            yield FrameBatch(batch_s, resize_frames(frames, size))
+        request = FrameRequest(np.asarray(times_s, dtype=np.float64), size, batch_size)
+        yield from (batch for _, batch in self.serve([request]))
 
     def clips(self, spans_start_s: np.ndarray, spans_end_s: np.ndarray, n_frames: int,
               size: tuple[int, int] | None = None, batch_size: int = 8) -> Iterator[ClipBatch]:
         """Per span, the first `n_frames` native frames starting in [start, end) (see `clip_indices`)."""
-        starts, ends = np.asarray(spans_start_s, np.float64), np.asarray(spans_end_s, np.float64)
-        if starts.shape != ends.shape or n_frames < 1:
-            raise ValueError("spans_start_s and spans_end_s must match and n_frames must be >= 1")
-        for lo in range(0, len(starts), max(1, batch_size)):
-            s, e = starts[lo:lo + batch_size], ends[lo:lo + batch_size]
-            flat = self._decode(lambda ts, s=s, e=e: _span_indices(ts, s, e, n_frames))  # (B*n, H, W, 3)
-            flat = resize_frames(flat, size)
-            yield ClipBatch(s, e, flat.reshape(len(s), n_frames, *flat.shape[1:]))
+        request = ClipRequest(np.asarray(spans_start_s, np.float64), np.asarray(spans_end_s, np.float64), n_frames,
+                              size, batch_size)
+        yield from (batch for _, batch in self.serve([request]))
 
-    def _decode(self, indices_for: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Frames for the indices that `indices_for(timestamps_s)` picks; retries with the next
-        reader when the current one fails to decode."""
+    def serve(self, requests: Sequence[MediaRequest], chunk_frames: int = CHUNK_FRAMES
+              ) -> Iterator[tuple[int, FrameBatch | ClipBatch]]:
+        """(request number, batch) for every request from one forward decode; see `frame_plan.serve_requests`.
+        `self.last_pass` holds the pass's counts."""
+        self.last_pass = PassStats()
+        timestamps_s = self.frame_times_s() if any(r.n_items for r in requests) else np.zeros(0)
+        yield from serve_requests(self._read_sized, timestamps_s, requests, chunk_frames, self.last_pass)
+
+    def _read_sized(self, wanted: Mapping[int, Collection[Size]]) -> dict[tuple[int, Size], np.ndarray]:
+        """Frames keyed by (index, size); retries with the next reader when the current one fails to decode."""
         while True:
             reader = self._current_reader()
             try:
-                return reader.read(indices_for(reader.timestamps_s))
+                return _read_with(reader, wanted)
             except CorruptMediaError as exc:
                 if not self._drop_reader(exc):
                     raise
@@ -127,6 +133,15 @@ class VideoMedia:
         return True
 
 
-def _span_indices(timestamps_s: np.ndarray, starts_s: np.ndarray, ends_s: np.ndarray, n_frames: int) -> np.ndarray:
-    """(B * n_frames,) frame indices, span after span."""
-    return np.concatenate([clip_indices(timestamps_s, a, b, n_frames) for a, b in zip(starts_s, ends_s, strict=True)])
+def _read_with(reader, wanted: Mapping[int, Collection[Size]]) -> dict[tuple[int, Size], np.ndarray]:
+    """`reader.read_sized` when it scales in the decoder, else its native frames resized with torch per size."""
+    if getattr(reader, "scales_in_decoder", False):
+        return reader.read_sized(wanted)
+    order = np.array(sorted(wanted), dtype=np.int64)
+    native = reader.read(order)  # (U, H, W, 3)
+    got: dict[tuple[int, Size], np.ndarray] = {}
+    for size in {s for sizes in wanted.values() for s in sizes}:
+        rows = [k for k, i in enumerate(order) if size in wanted[int(i)]]
+        resized = resize_frames(native[rows], size)
+        got.update({(int(order[k]), size): frame for k, frame in zip(rows, resized, strict=True)})
+    return got
