@@ -3,6 +3,8 @@ come from (`FeatureSource`: an extractor for raw video, or a dataset feature str
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,21 +12,43 @@ from typing import Any
 import numpy as np
 
 
+def identity_hash(identity: Mapping[str, Any]) -> str:
+    """sha256 of an extractor identity (`Extractor.identity()`), the same before and after a JSON round trip."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class FeatureSource:
-    """Where a role's features come from: an extractor (kind='extractor') or a dataset stream."""
+    """Where a role's features come from: an extractor (kind='extractor') or a dataset stream.
+
+    `identity` is the extractor's full `Extractor.identity()` (config and weights hash, what keys the feature
+    store) when known; checkpoints record it (`to_binding_json`), results files keep the short form (`to_json`).
+    """
 
     name: str
     version: str
     kind: str = "extractor"
     dim: int = 0
+    identity: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "kind": self.kind, "dim": self.dim}
 
+    def to_binding_json(self) -> dict[str, Any]:
+        """`to_json` plus the identity, when known."""
+        return {**self.to_json(), **({"identity": dict(self.identity)} if self.identity is not None else {})}
+
+    @property
+    def identity_hash(self) -> str | None:
+        return identity_hash(self.identity) if self.identity is not None else None
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSource:
-        return cls(str(data["name"]), str(data["version"]), str(data.get("kind", "extractor")), int(data.get("dim", 0)))
+        identity = data.get("identity")
+        if identity is not None and not isinstance(identity, Mapping):
+            raise TypeError(f"binding identity is a JSON {type(identity).__name__}, not an object")
+        return cls(str(data["name"]), str(data["version"]), str(data.get("kind", "extractor")), int(data.get("dim", 0)),
+                   dict(identity) if identity is not None else None)
 
 
 @dataclass

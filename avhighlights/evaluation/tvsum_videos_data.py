@@ -53,7 +53,7 @@ def store_features_for(extractors: Mapping[str, Extractor], store=None) -> Featu
 
 
 def extractor_feature_sources(extractors: Mapping[str, Extractor]) -> dict[str, FeatureSource]:
-    return {role: FeatureSource(ex.name, ex.version, "extractor", ex.dim) for role, ex in extractors.items()}
+    return {role: ex.feature_source() for role, ex in extractors.items()}
 
 
 def read_lengths(path: Path) -> dict[str, int]:

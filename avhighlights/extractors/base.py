@@ -3,8 +3,6 @@ dim and hop, its own preprocessing, and an identity that keys the feature store.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -14,6 +12,7 @@ import torch
 
 from avhighlights.core.frame_requests import FrameRequest, MediaRequest
 from avhighlights.core.registry import Registry, build_config, config_to_dict
+from avhighlights.core.sample import FeatureSource, identity_hash
 from avhighlights.core.timebase import FeatureTrack
 from avhighlights.core.types import ClipBatch, FrameBatch, MediaSource, VideoInfo
 
@@ -78,8 +77,11 @@ class Extractor(ABC):
         }
 
     def identity_hash(self) -> str:
-        blob = json.dumps(self.identity(), sort_keys=True, default=str).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return identity_hash(self.identity())
+
+    def feature_source(self) -> FeatureSource:
+        """What a checkpoint trained on this extractor's features binds: name, version, dim and full identity."""
+        return FeatureSource(self.name, self.version, "extractor", self.dim, self.identity())
 
 
 class RequestExtractor(Extractor):

@@ -42,7 +42,7 @@ def save_checkpoint(method: HighlightMethod, path: str | Path, binding: Mapping[
         "format": FORMAT,
         "method": method.name,
         "config": json.dumps(config_to_dict(method.config)),
-        "binding": json.dumps({role: src.to_json() for role, src in binding.items()}),
+        "binding": json.dumps({role: src.to_binding_json() for role, src in binding.items()}, default=str),
         "training": json.dumps(dict(training or {}), default=str),
     }
     if model_card is not None:
@@ -104,7 +104,9 @@ def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSour
 
 def check_binding(path: str | Path, stored: Mapping[str, FeatureSource],
                   expected: Mapping[str, FeatureSource]) -> None:
-    """Raise CheckpointMismatchError naming every role whose source or version differs."""
+    """Raise CheckpointMismatchError naming every role whose source, version, width or (when both sides know it)
+    full extractor identity differs. A checkpoint written before identities were recorded is compared on what it
+    has: name, version and width."""
     problems = []
     for role, src in stored.items():
         have = expected.get(role)
@@ -112,8 +114,30 @@ def check_binding(path: str | Path, stored: Mapping[str, FeatureSource],
             problems.append(f"role {role!r} ({src.name} v{src.version}) is not provided")
         elif (have.name, have.version) != (src.name, src.version):
             problems.append(f"role {role!r} was trained on {src.name} v{src.version}, got {have.name} v{have.version}")
+        elif src.dim and have.dim and src.dim != have.dim:
+            problems.append(f"role {role!r} was trained on {src.dim}-d {src.name} features, got {have.dim}-d")
+        elif src.identity is not None and have.identity is not None and src.identity_hash != have.identity_hash:
+            differs = ", ".join(_identity_diff(src.identity, have.identity))
+            problems.append(f"role {role!r} was trained on {src.name} with identity {_identity_text(src)}, got "
+                            f"{_identity_text(have)} (differs in {differs})")
     if problems:
         raise CheckpointMismatchError(f"{path}: extractor mismatch: " + "; ".join(problems))
+
+
+def _identity_text(src: FeatureSource) -> str:
+    return f"{src.identity_hash[:12]} {json.dumps(src.identity, sort_keys=True, default=str)}"
+
+
+def _identity_diff(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the entries that differ between two identities."""
+    diffs = []
+    for key in sorted(set(a) | set(b)):
+        left, right = a.get(key), b.get(key)
+        if isinstance(left, Mapping) and isinstance(right, Mapping):
+            diffs.extend(_identity_diff(left, right, f"{prefix}{key}."))
+        elif json.dumps(left, sort_keys=True, default=str) != json.dumps(right, sort_keys=True, default=str):
+            diffs.append(f"{prefix}{key}")
+    return diffs
 
 
 def describe_binding(binding: Mapping[str, FeatureSource]) -> str:

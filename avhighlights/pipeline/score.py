@@ -44,8 +44,8 @@ class PreparedScorer:
 
 
 def extractor_sources(extractors: Mapping[str, Extractor]) -> dict[str, FeatureSource]:
-    """The binding a set of role -> extractor objects provides (name, version, dim)."""
-    return {role: FeatureSource(ex.name, ex.version, "extractor", ex.dim) for role, ex in extractors.items()}
+    """The binding a set of role -> extractor objects provides (name, version, dim and full identity)."""
+    return {role: ex.feature_source() for role, ex in extractors.items()}
 
 
 def build_extractors(binding: Mapping[str, str], extractor_overrides: Mapping[str, Mapping[str, Any]] | None = None,
