@@ -127,7 +127,7 @@ def test_resize_keeps_flat_colour():
 
 # --- decoded frames ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("reader", ["decord", "ffmpeg"])
+@pytest.mark.parametrize("reader", ["pyav", "decord", "ffmpeg"])
 def test_frames_come_from_the_right_scene(synthetic_video, reader):
     """Scenes change colour every 5 s; the top-left corner shows the scene colour."""
     media = open_media(probe(synthetic_video), reader)
@@ -140,7 +140,7 @@ def test_frames_come_from_the_right_scene(synthetic_video, reader):
 
 
 @pytest.mark.parametrize("rotation", [90, 180, 270])
-@pytest.mark.parametrize("reader", ["decord", "ffmpeg"])
+@pytest.mark.parametrize("reader", ["pyav", "decord", "ffmpeg"])
 def test_rotation_matches_ffmpeg_autorotate(videos, rotation, reader):
     info = probe(videos[f"rot{rotation}.mp4"])
     expected = ffmpeg_first_frame(info.path, info.width, info.height)
@@ -150,16 +150,17 @@ def test_rotation_matches_ffmpeg_autorotate(videos, rotation, reader):
 
 
 def test_vfr_frames_follow_real_timestamps(videos):
-    """Frames 2-4 s are thinned out: indices are not t * fps, and both readers agree."""
+    """Frames 2-4 s are thinned out: indices are not t * fps, and all readers agree."""
     info = probe(videos["vfr.mp4"])
-    decord_media, ffmpeg_media = open_media(info, "decord"), open_media(info, "ffmpeg")
+    decord_media, ffmpeg_media, pyav_media = (open_media(info, name) for name in ("decord", "ffmpeg", "pyav"))
     ts = decord_media.frame_times_s()
     np.testing.assert_allclose(ts, ffmpeg_media.frame_times_s(), atol=1e-3)
+    np.testing.assert_allclose(ts, pyav_media.frame_times_s(), atol=1e-3)
     assert np.diff(ts).max() > 1.5 * np.diff(ts).min()
     times = np.array([1.0, 2.5, 3.3, 5.0])
     assert frame_index_at(ts, times).tolist() != np.round(times * 25).astype(int).tolist()
-    a, b = all_frames(decord_media, times), all_frames(ffmpeg_media, times)
-    assert np.abs(a.astype(int) - b).mean() < 1.0
+    a, b, c = (all_frames(media, times) for media in (decord_media, ffmpeg_media, pyav_media))
+    assert np.abs(a.astype(int) - b).mean() < 1.0 and np.abs(a.astype(int) - c).mean() < 1.0
 
 
 @pytest.mark.parametrize("name, shape", [("portrait.mp4", (320, 180)), ("odd.webm", (241, 321)),
@@ -169,8 +170,20 @@ def test_fallback_reader_matches_decord(videos, name, shape):
     times = sample_times_1fps(info)
     a = all_frames(open_media(info, "decord"), times)
     b = all_frames(open_media(info, "ffmpeg"), times)
-    assert a.shape == b.shape == (len(times), *shape, 3)
-    assert np.abs(a.astype(int) - b).mean() < 3.0
+    c = all_frames(open_media(info, "pyav"), times)
+    assert a.shape == b.shape == c.shape == (len(times), *shape, 3)
+    assert np.abs(a.astype(int) - b).mean() < 3.0 and np.abs(a.astype(int) - c).mean() < 3.0
+
+
+@pytest.mark.parametrize("reader", ["pyav", "decord"])
+def test_decoder_scaling_stays_close_to_the_torch_resize(videos, reader):
+    """PyAV scales in the decoder (swscale bilinear); decord's native frames go through the torch resize."""
+    info = probe(videos["hd.mp4"])
+    times = sample_times_1fps(info)
+    scaled = all_frames(open_media(info, reader), times, size=(128, 128)).astype(int)
+    torch_resized = resize_frames(all_frames(open_media(info, "decord"), times), (128, 128)).astype(int)
+    assert scaled.shape == torch_resized.shape == (len(times), 128, 128, 3)
+    assert np.abs(scaled - torch_resized).mean() < 3.0
 
 
 def test_hd_frames_resized(videos):
@@ -180,7 +193,7 @@ def test_hd_frames_resized(videos):
     assert batches[1].times_s.tolist() == [1.5]
 
 
-@pytest.mark.parametrize("reader", ["decord", "ffmpeg"])
+@pytest.mark.parametrize("reader", ["pyav", "decord", "ffmpeg"])
 def test_clips_are_consecutive_native_frames(synthetic_video, reader):
     media = open_media(probe(synthetic_video), reader)
     starts, ends = np.array([4.0, 9.96, 19.0]), np.array([5.0, 10.0, 20.0])

@@ -15,6 +15,7 @@ from avhighlights.core.registry import Registry, build_config, config_to_dict
 from avhighlights.core.sample import FeatureSource, identity_hash
 from avhighlights.core.timebase import FeatureTrack
 from avhighlights.core.types import ClipBatch, FrameBatch, MediaSource, VideoInfo
+from avhighlights.extractors.weights import weights_identity
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
@@ -82,6 +83,44 @@ class Extractor(ABC):
     def feature_source(self) -> FeatureSource:
         """What a checkpoint trained on this extractor's features binds: name, version, dim and full identity."""
         return FeatureSource(self.name, self.version, "extractor", self.dim, self.identity())
+
+
+class NetworkExtractor(Extractor):
+    """An extractor around one network, built lazily (seeded with `config.seed`, in eval mode, on the device), whose
+    weights enter the identity by their hash. Configs carry `weights_path`, `random_init`, `seed` and `batch_size`;
+    subclasses give `build_net` and `weights_name` (the registered `WeightSpec`)."""
+
+    runtime_fields = frozenset({"batch_size", "weights_path"})  # the weights enter by their sha256
+    channels_last: ClassVar[bool] = False  # 2-D CNNs set it: on CUDA the network runs in NHWC memory format
+
+    def __init__(self, config: Any = None, device: str | torch.device | None = None):
+        super().__init__(config, device)
+        self._net: torch.nn.Module | None = None
+
+    @property
+    def net(self) -> torch.nn.Module:
+        if self._net is None:
+            torch.manual_seed(self.config.seed)
+            net = self.build_net().eval().to(self.device)
+            if self.channels_last and self.device.type == "cuda":
+                net = net.to(memory_format=torch.channels_last)
+            self._net = net
+        return self._net
+
+    @abstractmethod
+    def build_net(self) -> torch.nn.Module:
+        """The network, with its pretrained weights loaded unless `config.random_init`."""
+
+    @abstractmethod
+    def weights_name(self) -> str:
+        """The registered weights this configuration loads."""
+
+    def weight_names(self) -> tuple[str, ...]:
+        return (self.weights_name(),)
+
+    def weights_sha256(self) -> str:
+        c = self.config
+        return weights_identity(self.weights_name(), c.weights_path, c.random_init, c.seed)
 
 
 class RequestExtractor(Extractor):

@@ -18,7 +18,7 @@ import torch
 
 from avhighlights.core.timebase import FeatureTrack, grid_steps
 from avhighlights.core.types import MediaSource
-from avhighlights.extractors.base import EXTRACTORS, Extractor, autocast_context
+from avhighlights.extractors.base import EXTRACTORS, NetworkExtractor, autocast_context
 from avhighlights.extractors.efficientat_net import EfficientATFrontEnd, EfficientATMN
 from avhighlights.extractors.logmel import embed_blocks
 from avhighlights.extractors.weights import (
@@ -26,7 +26,6 @@ from avhighlights.extractors.weights import (
     load_state_dict,
     register_weights,
     resolve_weights,
-    weights_identity,
 )
 
 MN04_WEIGHTS = register_weights(WeightSpec(
@@ -77,7 +76,7 @@ class EfficientATConfig:
 
 
 @EXTRACTORS.register("efficientat_mn04")
-class EfficientATExtractor(Extractor):
+class EfficientATExtractor(NetworkExtractor):
     """384-d embedding (+ 527 tag probabilities) per 1-s window."""
 
     version = "1"
@@ -86,7 +85,6 @@ class EfficientATExtractor(Extractor):
 
     def __init__(self, config=None, device=None):
         super().__init__(config, device)
-        self._net: EfficientATMN | None = None
         self.front_end = EfficientATFrontEnd(sample_rate=self.config.sample_rate).to(self.device)
 
     @property
@@ -101,21 +99,14 @@ class EfficientATExtractor(Extractor):
     def hop_s(self) -> float:
         return self.config.window_s
 
-    @property
-    def net(self) -> EfficientATMN:
-        if self._net is None:
-            self._net = self._build_net()
-        return self._net
-
-    def _build_net(self) -> EfficientATMN:
-        torch.manual_seed(self.config.seed)
+    def build_net(self) -> EfficientATMN:
         net = EfficientATMN()
         if not self.config.random_init:
             net.load_state_dict(load_state_dict(resolve_weights(MN04_WEIGHTS.name, self.config.weights_path)))
-        return net.eval().to(self.device)
+        return net
 
-    def weights_sha256(self) -> str:
-        return weights_identity(MN04_WEIGHTS.name, self.config.weights_path, self.config.random_init, self.config.seed)
+    def weights_name(self) -> str:
+        return MN04_WEIGHTS.name
 
     def weight_names(self) -> tuple[str, ...]:
         return MN04_WEIGHTS.name, LABELS_FILE.name  # the label file names the tag probabilities

@@ -83,7 +83,7 @@ class InceptionPoolExtractor(FrameExtractor):
     """Raw 2048-d Inception-v3 pool features per frame (the input of the PCA)."""
 
     channels_last = True
-    version = "1"
+    version = "2"  # 2: frames scaled in the decoder (PyAV swscale bilinear), not torch-resized
     Config = InceptionPoolConfig
 
     @property
@@ -115,7 +115,7 @@ class InceptionPoolExtractor(FrameExtractor):
 class InceptionPcaExtractor(InceptionPoolExtractor):
     """K-d (1024 with the YouTube-8M parameters) PCA-whitened Inception-v3 features per frame."""
 
-    version = "1"
+    version = "2"  # 2: frames scaled in the decoder (PyAV swscale bilinear), not torch-resized
     Config = InceptionPcaConfig
     runtime_fields = frozenset({"batch_size", "weights_path", "pca_path"})  # files enter by their sha256
 

@@ -92,7 +92,7 @@ class MobileNetV1Extractor(FrameExtractor):
     """256-d pooled MobileNet-v1 0.25 features (+ 1001 class probabilities) per frame."""
 
     channels_last = True
-    version = "1"
+    version = "2"  # 2: frames scaled in the decoder (PyAV swscale bilinear), not torch-resized
     Config = MobileNetV1Config
 
     @property

@@ -14,7 +14,7 @@ import torch
 
 from avhighlights.core.timebase import FeatureTrack, grid_steps
 from avhighlights.core.types import MediaSource
-from avhighlights.extractors.base import EXTRACTORS, Extractor, autocast_context
+from avhighlights.extractors.base import EXTRACTORS, NetworkExtractor, autocast_context
 from avhighlights.extractors.logmel import embed_blocks
 from avhighlights.extractors.panns_net import Cnn14, Cnn14Spec
 from avhighlights.extractors.weights import (
@@ -22,7 +22,6 @@ from avhighlights.extractors.weights import (
     load_state_dict,
     register_weights,
     resolve_weights,
-    weights_identity,
 )
 
 _ZENODO = "https://zenodo.org/record/3987831/files/{}?download=1"
@@ -69,14 +68,10 @@ class Panns16kConfig(PannsConfig):
 
 
 @EXTRACTORS.register("panns_cnn14")
-class PannsCnn14Extractor(Extractor):
+class PannsCnn14Extractor(NetworkExtractor):
     version = "1"
     modality = "audio"
     Config = PannsConfig
-
-    def __init__(self, config=None, device=None):
-        super().__init__(config, device)
-        self._net: Cnn14 | None = None
 
     @property
     def dim(self) -> int:
@@ -90,23 +85,15 @@ class PannsCnn14Extractor(Extractor):
         c = self.config
         return Cnn14Spec(c.sample_rate, c.window_size, c.hop_size, c.mel_bins, c.fmin_hz, c.fmax_hz)
 
-    @property
-    def net(self) -> Cnn14:
-        if self._net is None:
-            torch.manual_seed(self.config.seed)
-            net = Cnn14(self.net_spec())
-            if not self.config.random_init:
-                path = resolve_weights(self.config.weights_name, self.config.weights_path)
-                net.load_state_dict(load_state_dict(path), strict=True)
-            self._net = net.eval().to(self.device)
-        return self._net
+    def build_net(self) -> Cnn14:
+        net = Cnn14(self.net_spec())
+        if not self.config.random_init:
+            path = resolve_weights(self.config.weights_name, self.config.weights_path)
+            net.load_state_dict(load_state_dict(path), strict=True)
+        return net
 
-    def weights_sha256(self) -> str:
-        c = self.config
-        return weights_identity(c.weights_name, c.weights_path, c.random_init, c.seed)
-
-    def weight_names(self) -> tuple[str, ...]:
-        return (self.config.weights_name,)
+    def weights_name(self) -> str:
+        return self.config.weights_name
 
     @torch.inference_mode()
     def embed_batch(self, waves: np.ndarray) -> np.ndarray:

@@ -106,7 +106,7 @@ class Kinetics3dExtractor(ClipExtractor):
 class R3D34Extractor(Kinetics3dExtractor):
     """512-d Hara 3D-ResNet-34 (Kinetics-400) features per 1-s step."""
 
-    version = "1"
+    version = "2"  # 2: frames scaled in the decoder (PyAV swscale bilinear), not torch-resized
     Config = R3D34Config
 
     def weights_name(self) -> str:
@@ -127,7 +127,7 @@ class R3D34Extractor(Kinetics3dExtractor):
 class R3D18TorchvisionExtractor(Kinetics3dExtractor):
     """512-d torchvision r3d_18 (KINETICS400_V1) features per 1-s step."""
 
-    version = "1"
+    version = "2"  # 2: frames scaled in the decoder (PyAV swscale bilinear), not torch-resized
     Config = R3D18Config
 
     def weights_name(self) -> str:

@@ -75,7 +75,7 @@ def _arch_overrides(c: SwinConfig) -> dict:
 class SwinExtractor(FrameExtractor):
     """Pooled Swin features (1024-d for Swin-B) per frame at `fps`."""
 
-    version = "1"
+    version = "2"  # 2: frames scaled in the decoder (PyAV swscale bilinear), not torch-resized
     Config = SwinConfig
 
     def __init__(self, config=None, device=None):

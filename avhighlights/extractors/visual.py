@@ -7,18 +7,16 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from avhighlights.core.errors import WeightsHashError
 from avhighlights.core.frame_requests import ClipRequest, FrameRequest
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import ClipBatch, FrameBatch, VideoInfo
-from avhighlights.extractors.base import RequestExtractor
-from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights, weights_identity
+from avhighlights.extractors.base import NetworkExtractor, RequestExtractor
+from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -91,45 +89,11 @@ def torchvision_prefix_of(filename: str) -> str:
     return filename.rsplit(".", 1)[0].rsplit("-", 1)[-1]
 
 
-class VisualExtractor(RequestExtractor):
-    """A network built lazily (seeded, in eval mode, on the device) whose weights enter the identity by hash.
-
-    Configs carry `weights_path`, `random_init`, `seed` and `batch_size`; subclasses give `build_net` and
-    `weights_name` (the registered `WeightSpec`).
-    """
+class VisualExtractor(NetworkExtractor, RequestExtractor):
+    """A network extractor (see `NetworkExtractor`) fed frames by the decoder: it declares them
+    (`media_request`) and embeds one batch at a time (`embed_batch`)."""
 
     modality = "visual"
-    runtime_fields = frozenset({"batch_size", "weights_path"})  # the weights enter by their sha256
-    channels_last: ClassVar[bool] = False  # 2-D CNNs set it: on CUDA the network runs in NHWC memory format
-
-    def __init__(self, config=None, device=None):
-        super().__init__(config, device)
-        self._net: nn.Module | None = None
-
-    @property
-    def net(self) -> nn.Module:
-        if self._net is None:
-            torch.manual_seed(self.config.seed)
-            net = self.build_net().eval().to(self.device)
-            if self.channels_last and self.device.type == "cuda":
-                net = net.to(memory_format=torch.channels_last)
-            self._net = net
-        return self._net
-
-    @abstractmethod
-    def build_net(self) -> nn.Module:
-        """The network, with its pretrained weights loaded unless `config.random_init`."""
-
-    @abstractmethod
-    def weights_name(self) -> str:
-        """The registered weights this configuration loads."""
-
-    def weight_names(self) -> tuple[str, ...]:
-        return (self.weights_name(),)
-
-    def weights_sha256(self) -> str:
-        c = self.config
-        return weights_identity(self.weights_name(), c.weights_path, c.random_init, c.seed)
 
 
 class FrameExtractor(VisualExtractor):
