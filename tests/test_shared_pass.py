@@ -44,7 +44,8 @@ def test_every_frame_is_read_once_in_ascending_order_and_batches_are_right():
     assert flat == sorted(set(flat)) and stats.frames_read == len(flat)  # one forward pass, nothing twice
     frames = [b for n, b in out if n == 0]
     assert [len(b.times_s) for b in frames] == [8] * 7 + [4]
-    np.testing.assert_array_equal(np.concatenate([b.frames[:, 0, 0, 0] for b in frames]), (np.arange(60) * 25 + 12) % 251)
+    picked = np.concatenate([b.frames[:, 0, 0, 0] for b in frames])
+    np.testing.assert_array_equal(picked, (np.arange(60) * 25 + 12) % 251)  # the frame on screen at t + 0.5
     clips = [b for n, b in out if n == 2]
     assert clips[0].frames.shape == (2, 4, 4, 4, 3) and clips[0].frames[1, :, 0, 0, 0].tolist() == [25, 26, 27, 28]
     assert [b.frames.shape[1:3] for n, b in out if n == 1][0] == (3, 5)
