@@ -15,7 +15,7 @@ from avhighlights.core.registry import Registry, build_config, config_to_dict
 from avhighlights.core.sample import FeatureSource, identity_hash
 from avhighlights.core.timebase import FeatureTrack
 from avhighlights.core.types import ClipBatch, FrameBatch, MediaSource, VideoInfo
-from avhighlights.extractors.weights import weights_identity
+from avhighlights.extractors.weights import Preprocess, get_weight_spec, weights_identity
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
@@ -117,6 +117,11 @@ class NetworkExtractor(Extractor):
 
     def weight_names(self) -> tuple[str, ...]:
         return (self.weights_name(),)
+
+    @property
+    def preprocess(self) -> Preprocess | None:
+        """The input normalisation the weights expect (from their `WeightSpec`)."""
+        return get_weight_spec(self.weights_name()).preprocess
 
     def weights_sha256(self) -> str:
         c = self.config

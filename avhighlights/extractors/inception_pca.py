@@ -28,11 +28,11 @@ from avhighlights.extractors.visual import (
     IMAGENET_STD,
     FrameExtractor,
     check_sha256_prefix,
-    to_tensor,
     torchvision_prefix_of,
     torchvision_weights,
 )
 from avhighlights.extractors.weights import (
+    Preprocess,
     cached_sha256,
     load_state_dict,
     resolve_weights,
@@ -42,6 +42,7 @@ INCEPTION_V3 = torchvision_weights(
     "inception_v3_imagenet_tv", "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
     licence="BSD-3-Clause (torchvision); Apache-2.0 (TF-slim weights); ImageNet terms apply",
     source="torchvision.models.Inception_V3_Weights.IMAGENET1K_V1 (Szegedy et al., CVPR 2016)",
+    preprocess=Preprocess(IMAGENET_MEAN, IMAGENET_STD, image_size=299),
 )
 POOL_DIM = 2048
 
@@ -49,7 +50,7 @@ POOL_DIM = 2048
 @dataclass(frozen=True)
 class InceptionPoolConfig:
     fps: float = 1.0
-    image_size: int = 299
+    image_size: int = INCEPTION_V3.preprocess.image_size
     batch_size: int = 16
     weights_path: str | None = None
     random_init: bool = False
@@ -102,7 +103,7 @@ class InceptionPoolExtractor(FrameExtractor):
     @torch.inference_mode()
     def pool_frames(self, frames: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 -> (B, 2048)."""
-        x = to_tensor(frames, IMAGENET_MEAN, IMAGENET_STD, self.device)  # (B, 3, H, W)
+        x = self.to_input(frames)  # (B, 3, H, W)
         with autocast_context(self.device):
             pooled = self.net(x)  # (B, 2048)
         return pooled.float().cpu().numpy()

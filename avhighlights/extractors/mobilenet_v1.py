@@ -21,8 +21,9 @@ import torch
 from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.mobilenet_v1_net import MobileNetV1
-from avhighlights.extractors.visual import FrameExtractor, to_tensor
+from avhighlights.extractors.visual import FrameExtractor
 from avhighlights.extractors.weights import (
+    Preprocess,
     PublishedArtefact,
     WeightSpec,
     load_state_dict,
@@ -45,6 +46,7 @@ MOBILENET_V1_025 = register_weights(WeightSpec(
           "tensor byte-identical to the official frozen graph in http://download.tensorflow.org/models/"
           "mobilenet_v1_2018_08_02/mobilenet_v1_0.25_128.tgz, whose sha256 is not published); torch.save embeds "
           "the file name, so a re-conversion under another name has another sha256",
+    preprocess=Preprocess(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), image_size=128),  # TF-slim: [-1, 1]
     converted_from=PublishedArtefact(
         url=_TFJS_REPO + "model/group1-shard1of1",
         sha256="ff03725b0db888501b3ca76aa31c6c4b015c6afc944f08fea8a4ec0d4c043670",
@@ -78,7 +80,7 @@ def imagenet_classes(path: str | Path | None = None) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class MobileNetV1Config:
     fps: float = 1.0
-    image_size: int = 128
+    image_size: int = MOBILENET_V1_025.preprocess.image_size
     width: float = 0.25
     with_probabilities: bool = False
     batch_size: int = 32
@@ -118,7 +120,7 @@ class MobileNetV1Extractor(FrameExtractor):
     @torch.inference_mode()
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 frames -> (B, dim) rows."""
-        x = to_tensor(frames, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), self.device)  # (B, 3, H, W) in [-1, 1]
+        x = self.to_input(frames)  # (B, 3, H, W) in [-1, 1]
         with autocast_context(self.device):
             logits, pooled = self.net(x)  # (B, 1001), (B, 256)
         parts = [pooled.float()]

@@ -27,11 +27,11 @@ from avhighlights.extractors.visual import (
     ClipExtractor,
     center_crop,
     check_sha256_prefix,
-    to_tensor,
     torchvision_prefix_of,
     torchvision_weights,
 )
 from avhighlights.extractors.weights import (
+    Preprocess,
     WeightSpec,
     load_state_dict,
     register_weights,
@@ -50,11 +50,13 @@ R3D34_KINETICS = register_weights(WeightSpec(
     notes="published only as a Google Drive folder without a hash: unverified; fetch it by hand and pass "
           "weights_path or put it in $AVH_WEIGHTS_DIR. A {'state_dict', 'arch', 'epoch', 'optimizer'} dict whose "
           "keys carry the DataParallel prefix 'module.'",
+    preprocess=Preprocess(KINETICS_MEAN, KINETICS_STD, image_size=112),
 ))
 R3D18_TV = torchvision_weights(
     "r3d18_kinetics_tv", "https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
     licence="BSD-3-Clause (torchvision); Kinetics-400 terms apply",
     source="torchvision.models.video.R3D_18_Weights.KINETICS400_V1 (Tran et al., CVPR 2018)",
+    preprocess=Preprocess(KINETICS_MEAN, KINETICS_STD, image_size=112),  # after resize to 128x171, centre crop
 )
 
 
@@ -62,7 +64,7 @@ R3D18_TV = torchvision_weights(
 class R3D34Config:
     chunk_s: float = 1.0
     clip_frames: int = 16
-    image_size: int = 112
+    image_size: int = R3D34_KINETICS.preprocess.image_size
     batch_size: int = 4
     weights_path: str | None = None
     random_init: bool = False
@@ -74,7 +76,7 @@ class R3D18Config:
     chunk_s: float = 1.0
     clip_frames: int = 16
     resize_hw: tuple[int, int] = (128, 171)
-    crop_size: int = 112
+    crop_size: int = R3D18_TV.preprocess.image_size
     batch_size: int = 4
     weights_path: str | None = None
     random_init: bool = False
@@ -95,7 +97,7 @@ class Kinetics3dExtractor(ClipExtractor):
     @torch.inference_mode()
     def embed_clips(self, clips: np.ndarray) -> np.ndarray:
         """(B, T, H, W, 3) uint8 -> (B, 512)."""
-        x = to_tensor(self.prepare(clips), KINETICS_MEAN, KINETICS_STD, self.device)  # (B, T, 3, H, W)
+        x = self.to_input(self.prepare(clips))  # (B, T, 3, H, W)
         x = x.transpose(1, 2).contiguous()  # (B, 3, T, H, W)
         with autocast_context(self.device):
             features = self.net(x)  # (B, 512)

@@ -25,9 +25,8 @@ from avhighlights.extractors.visual import (
     FrameExtractor,
     center_crop,
     cover_size,
-    to_tensor,
 )
-from avhighlights.extractors.weights import WeightSpec, load_state_dict, register_weights, resolve_weights
+from avhighlights.extractors.weights import Preprocess, WeightSpec, load_state_dict, register_weights, resolve_weights
 
 _RELEASES = "https://github.com/SwinTransformer/storage/releases/download/"
 _SWIN_FILES = {
@@ -46,6 +45,7 @@ SWIN_WEIGHTS = {
         source="Liu et al., Swin Transformer, ICCV 2021; github.com/microsoft/Swin-Transformer (timm's pretrained "
                "URL for this variant)",
         notes="no sha256 published: unverified; the file's own hash is the cache identity",
+        preprocess=Preprocess(IMAGENET_MEAN, IMAGENET_STD, image_size=224),
     ))
     for variant, file in _SWIN_FILES.items()
 }
@@ -55,7 +55,7 @@ SWIN_WEIGHTS = {
 class SwinConfig:
     variant: str = "swin_base_patch4_window7_224"
     fps: float = 1.0
-    image_size: int = 224
+    image_size: int = SWIN_WEIGHTS["swin_base_patch4_window7_224"].preprocess.image_size
     crop_pct: float = 0.9
     batch_size: int = 16
     embed_dim: int | None = None
@@ -110,7 +110,7 @@ class SwinExtractor(FrameExtractor):
     def embed_frames(self, frames: np.ndarray) -> np.ndarray:
         """(B, H, W, 3) uint8 (shorter side resized) -> (B, dim)."""
         crop = center_crop(frames, self.config.image_size)  # (B, S, S, 3)
-        x = to_tensor(crop, IMAGENET_MEAN, IMAGENET_STD, self.device)  # (B, 3, S, S)
+        x = self.to_input(crop)  # (B, 3, S, S)
         with autocast_context(self.device):
             pooled = self.net(x)  # (B, dim)
         return pooled.float().cpu().numpy()

@@ -16,7 +16,7 @@ from avhighlights.core.frame_requests import ClipRequest, FrameRequest
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import ClipBatch, FrameBatch, VideoInfo
 from avhighlights.extractors.base import NetworkExtractor, RequestExtractor
-from avhighlights.extractors.weights import WeightSpec, cached_sha256, register_weights
+from avhighlights.extractors.weights import Preprocess, WeightSpec, cached_sha256, register_weights
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,7 +73,7 @@ def check_sha256_prefix(path: Path, prefix: str, url: str) -> Path:
     return path
 
 
-def torchvision_weights(name: str, url: str, licence: str, source: str) -> WeightSpec:
+def torchvision_weights(name: str, url: str, licence: str, source: str, preprocess: Preprocess) -> WeightSpec:
     """Register a torchvision weights file. torchvision publishes only the sha256 prefix (the part of the
     file name after '-'); `check_sha256_prefix(path, torchvision_prefix(spec), spec.url)` checks it, and
     the full hash, computed from the file, enters the cache identity."""
@@ -81,6 +81,7 @@ def torchvision_weights(name: str, url: str, licence: str, source: str) -> Weigh
     return register_weights(WeightSpec(
         name=name, filename=filename, url=url, sha256=None, licence=licence, source=source,
         notes=f"torchvision publishes only the sha256 prefix {torchvision_prefix_of(filename)} (in the file name)",
+        preprocess=preprocess,
     ))
 
 
@@ -94,6 +95,10 @@ class VisualExtractor(NetworkExtractor, RequestExtractor):
     (`media_request`) and embeds one batch at a time (`embed_batch`)."""
 
     modality = "visual"
+
+    def to_input(self, frames: np.ndarray) -> torch.Tensor:
+        """(..., H, W, 3) uint8 -> (..., 3, H, W) float32 normalised as the weights expect."""
+        return to_tensor(frames, self.preprocess.mean, self.preprocess.std, self.device)
 
 
 class FrameExtractor(VisualExtractor):

@@ -43,6 +43,16 @@ class PublishedArtefact:
 
 
 @dataclass(frozen=True)
+class Preprocess:
+    """The input a network's published weights expect (as torchvision's weights carry their transforms): RGB scaled
+    to [0, 1], then (x - mean) / std per channel, at `image_size` (the side of the square the network sees)."""
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    image_size: int
+
+
+@dataclass(frozen=True)
 class WeightSpec:
     """Where a pretrained weights file comes from and how to check it (sha256 None = unverified)."""
 
@@ -56,6 +66,7 @@ class WeightSpec:
     notes: str = ""
     converted_from: PublishedArtefact | None = None  # set when `url` is not the loader's file itself
     manual: bool = False  # `url` is a web page (e.g. a Google Drive folder): the file is fetched by hand
+    preprocess: Preprocess | None = None  # for networks: the input the weights expect
 
     @property
     def downloadable(self) -> bool:
