@@ -37,8 +37,8 @@ from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.score import build_sample
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "media"
-# mechanics only: random weights, 2 fps, 64-px frames, RAFT-small with 2 refinement steps
-TINY_I3D = {"random_init": True, "fps": 2, "min_side": 64, "crop_size": 64, "flow_model": "raft_small",
+# mechanics only: random weights, 2 fps, 128-px frames (RAFT needs 128) cropped to 64, RAFT-small, 2 iterations
+TINY_I3D = {"random_init": True, "fps": 2, "min_side": 128, "crop_size": 64, "flow_model": "raft_small",
             "flow_iters": 2}
 TINY_OVERRIDES = {"i3d": TINY_I3D, "i3d_rgb": TINY_I3D, "panns_cnn14_2s": {"random_init": True}}
 TINY_JOINT_VA = {"d_model": 16, "heads": 2, "fc_hidden": 8}
