@@ -28,6 +28,7 @@ from avhighlights.extractors.i3d import I3D_FLOW, I3D_RGB, flow_to_unit_range, w
 from avhighlights.extractors.i3d_net import InceptionI3d, expected_i3d_parameters, same_padding
 from avhighlights.extractors.inception_yt8m import YT8M_PCA
 from avhighlights.extractors.optical_flow import RAFT_LARGE_SINTEL
+from avhighlights.extractors.panns import CNN14_32K
 from avhighlights.extractors.weights import resolve_weights
 from avhighlights.models.base import create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
@@ -125,13 +126,20 @@ def test_window_times_take_n_frames_plus_one_per_window_on_the_2s_grid():
 
 # --- extractors on a real clip (random weights: mechanics only) ------------------------------------------------
 
-def test_bridge_extractors_on_a_real_clip_shapes_hops_and_spans(clip: Path):
-    info = probe(clip)
-    tracks = {}
+@pytest.fixture(scope="module")
+def bridge_tracks(clip: Path) -> dict[str, FeatureTrack]:
+    """The tiny bridge extractors' tracks of the clip, computed once."""
+    info, tracks = probe(clip), {}
     for name in ("i3d", "i3d_rgb", "panns_cnn14_2s"):
-        extractor = create_extractor(name, TINY_OVERRIDES[name], device="cpu")
         with open_media(info) as media:
-            tracks[name] = extractor.extract(media)
+            tracks[name] = create_extractor(name, TINY_OVERRIDES[name], device="cpu").extract(media)
+    return tracks
+
+
+def test_bridge_extractors_on_a_real_clip_shapes_hops_and_spans(bridge_tracks: dict[str, FeatureTrack]):
+    tracks = bridge_tracks
+    for name in ("i3d", "i3d_rgb", "panns_cnn14_2s"):
+        extractor = create_extractor(name, TINY_OVERRIDES[name])
         assert tracks[name].values.shape == (3, extractor.dim) and extractor.hop_s == 2.0
         np.testing.assert_allclose(tracks[name].spans.start_s, [0, 2, 4])
         np.testing.assert_allclose(tracks[name].spans.end_s, [2, 4, 6])
@@ -199,7 +207,7 @@ def _checkpoint(path: Path, binding: dict[str, FeatureSource]) -> Path:
 
 
 @pytest.mark.parametrize(("binding", "bind", "expected"), [
-    ({"visual": FeatureSource("qv_slowfast_clip", "x", "dataset", 2816)}, [],
+    ({**UMT_SOURCES, "visual": FeatureSource("qv_slowfast_clip", "x", "dataset", 2816)}, [],
      ["qv_slowfast_clip", "no registered extractor reproduces", "youtube_highlights"]),
     (UMT_SOURCES, ["--bind", "visual=r3d34"], ["umt_i3d_rgb_flow", "r3d34 does not reproduce", "bridge is i3d"]),
     (UMT_SOURCES, ["--bind", "visual=i3d_rgb"], ["umt_i3d_rgb_flow", "i3d_rgb does not reproduce"]),
@@ -224,8 +232,10 @@ def test_score_with_a_umt_checkpoint_offline_exits_4_naming_the_bridge_weights(c
     path = _checkpoint(tmp_path / "umt.safetensors", UMT_SOURCES)
     code = main(["score", str(clip), "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--progress", "none"])
     error = capsys.readouterr().err.strip()
-    assert code == 4 and "rgb_imagenet.pt" in error and I3D_RGB.url in error and str(offline) in error, error
-    assert not (tmp_path / "o").exists()
+    assert code == 4 and "\n" not in error and str(offline) in error, error
+    for spec in (I3D_RGB, I3D_FLOW, RAFT_LARGE_SINTEL, CNN14_32K):  # every missing file of the bridge, at once
+        assert spec.filename in error and spec.url in error, spec.filename
+    assert not (tmp_path / "o").exists()  # refused before anything is written
 
 
 def _video_info(duration_s: float) -> VideoInfo:
@@ -244,7 +254,8 @@ def test_bridge_predict_runs_the_method_on_the_native_rows_and_repeats_each_rows
     np.testing.assert_array_equal(bridge_predict(norm, sample, info, None), norm.predict(sample))
 
 
-def test_umt_checkpoint_scores_a_real_clip_on_the_bridge_rows_end_to_end(clip: Path, tmp_path: Path):
+def test_umt_checkpoint_scores_a_real_clip_on_the_bridge_rows_end_to_end(clip: Path, tmp_path: Path,
+                                                                         bridge_tracks: dict[str, FeatureTrack]):
     """Mechanics only (random-weight backbones, an untrained tiny joint_va): the library path the CLI takes."""
     from avhighlights.pipeline.run import RenderOptions, score_videos
     from avhighlights.pipeline.score import ScorerSpec
@@ -261,10 +272,6 @@ def test_umt_checkpoint_scores_a_real_clip_on_the_bridge_rows_end_to_end(clip: P
     assert "i3d" in names and "panns_cnn14_2s" in names
 
     method, _ = load_checkpoint(path)
-    info = probe(clip)
-    tracks = {}
-    for role, name in (("visual", "i3d"), ("audio", "panns_cnn14_2s")):
-        with open_media(info) as media:
-            tracks[role] = create_extractor(name, TINY_OVERRIDES[name], device="cpu").extract(media).values
+    tracks = {"visual": bridge_tracks["i3d"].values, "audio": bridge_tracks["panns_cnn14_2s"].values}
     direct = method.predict(Sample("v", tracks, 2.0, meta={"n_steps": 3}))  # the model on the 3 native rows
     np.testing.assert_allclose(scores, np.repeat(direct, [2, 2, 1]), rtol=1e-5, atol=1e-6)

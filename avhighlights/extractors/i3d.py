@@ -32,12 +32,14 @@ clip [2i, 2i + 2) s; checked on all 50 videos), and video_features' I3D code (Ex
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
 
+from avhighlights.core.errors import WeightsNotFoundError
 from avhighlights.core.timebase import FeatureTrack, grid_steps
 from avhighlights.core.types import MediaSource, VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, autocast_context, report_media_progress
@@ -100,6 +102,19 @@ def rgb_to_unit_range(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return (2.0 * x / 255.0 - 1.0).permute(3, 0, 1, 2)[None]
 
 
+def collect_missing(identities: Sequence[Callable[[], str]]) -> list[str]:
+    """Every identity; one WeightsNotFoundError naming all the missing files when some are missing."""
+    parts, missing = [], []
+    for identity in identities:
+        try:
+            parts.append(identity())
+        except WeightsNotFoundError as exc:
+            missing.append(str(exc))
+    if missing:
+        raise WeightsNotFoundError(" | ".join(missing))
+    return parts
+
+
 def window_times(duration_s: float, window_s: float, fps: float) -> tuple[int, int, np.ndarray]:
     """(windows, frames per window incl. the extra flow frame, (windows * frames,) sampling times)."""
     n_windows = grid_steps(duration_s, window_s)
@@ -139,11 +154,13 @@ class I3DExtractor(VisualExtractor):
         return (I3D_RGB.name, I3D_FLOW.name, self.flow.weights.name) if "flow" in self.streams else (I3D_RGB.name,)
 
     def weights_sha256(self) -> str:
+        """The RGB file's identity, or a hash of all three (RGB, flow, RAFT); every missing file is named at once."""
         c = self.config
-        parts = [weights_identity(I3D_RGB.name, c.weights_path, c.random_init, c.seed)]
+        identities = [lambda: weights_identity(I3D_RGB.name, c.weights_path, c.random_init, c.seed)]
         if "flow" in self.streams:
-            parts += [weights_identity(I3D_FLOW.name, c.flow_weights_path, c.random_init, c.seed + 1),
-                      self.flow.weights_sha256()]
+            identities += [lambda: weights_identity(I3D_FLOW.name, c.flow_weights_path, c.random_init, c.seed + 1),
+                           self.flow.weights_sha256]
+        parts = collect_missing(identities)
         return parts[0] if len(parts) == 1 else hashlib.sha256("|".join(parts).encode()).hexdigest()
 
     def load_stream(self, spec: WeightSpec, in_channels: int, path: str | None, seed: int) -> InceptionI3d:

@@ -16,12 +16,12 @@ it (`core.timebase.align`; steps after the last row take its score).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from avhighlights.core.errors import CheckpointMismatchError, ConfigError
+from avhighlights.core.errors import CheckpointMismatchError, ConfigError, WeightsNotFoundError
 from avhighlights.core.sample import FeatureSource, Sample
 from avhighlights.core.timebase import align, second_grid
 from avhighlights.core.types import VideoInfo
@@ -67,7 +67,21 @@ def bridged_binding(path: str | Path, info: CheckpointInfo,
             raise CheckpointMismatchError(f"{path}: role {role!r} was trained on {src.dim}-d {src.name} rows, but its "
                                           f"bridge extractor {ex.name} gives {ex.dim}-d rows")
         binding[role] = src
+    require_weights([extractors[role] for role in dataset_roles(info) if role in extractors])
     return binding
+
+
+def require_weights(extractors: Sequence[Extractor]) -> None:
+    """WeightsNotFoundError (exit 4) naming every missing weights file of `extractors`, before any output is
+    written (a bridge needs several files: I3D RGB and flow, RAFT, PANNs)."""
+    missing = []
+    for extractor in extractors:
+        try:
+            extractor.identity()  # resolves (and hashes) every file the output depends on
+        except WeightsNotFoundError as exc:
+            missing.append(f"{extractor.name}: {exc}")
+    if missing:
+        raise WeightsNotFoundError(" | ".join(missing))
 
 
 def bridge_hop_s(info: CheckpointInfo, extractors: Mapping[str, Extractor]) -> float | None:
