@@ -275,3 +275,17 @@ def test_umt_checkpoint_scores_a_real_clip_on_the_bridge_rows_end_to_end(clip: P
     tracks = {"visual": bridge_tracks["i3d"].values, "audio": bridge_tracks["panns_cnn14_2s"].values}
     direct = method.predict(Sample("v", tracks, 2.0, meta={"n_steps": 3}))  # the model on the 3 native rows
     np.testing.assert_allclose(scores, np.repeat(direct, [2, 2, 1]), rtol=1e-5, atol=1e-6)
+
+
+def test_yt8m_bridge_finds_its_pca_in_the_weights_folders_and_keeps_the_8bit_lattice(clip, offline, tmp_path):
+    from avhighlights.extractors.pca import YT8M_DEQUANT_OFFSET, PcaParams, save_pca
+
+    eye = np.eye(2048, 1024, dtype=np.float32)  # a valid 2048 -> 1024 PCA: mean 0, unit eigenvalues
+    save_pca(PcaParams(np.zeros(2048, np.float32), eye, np.ones(1024, np.float32)), offline / "yt8m_pca_1024.npz")
+    extractor = create_extractor("inception_v3_pca_yt8m", {"random_init": True, "image_size": 75}, device="cpu")
+    assert extractor.pca_path == offline / "yt8m_pca_1024.npz" and extractor.dim == 1024
+    with open_media(probe(clip)) as media:
+        track = extractor.extract(media)
+    assert track.values.shape == (5, 1024) and extractor.hop_s == 1.0
+    codes = (track.values.astype(np.float64) + 2.0 - YT8M_DEQUANT_OFFSET) * 255.0 / 4.0
+    np.testing.assert_allclose(codes, np.round(codes), atol=1e-3)  # dequantised uint8 codes, as in mr_hisum.h5
