@@ -249,8 +249,8 @@ def _youtube_args(data_root: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.data
-def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_refuse_raw_video(data_root: Path, tmp_path: Path,
-                                                                                  capsys, monkeypatch):
+def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_reach_the_raw_video_bridges(
+        data_root: Path, tmp_path: Path, capsys, monkeypatch):
     from avhighlights.cli.main import main
 
     assert main(["bench", *_youtube_args(data_root, "--method", "joint_va", "--seed-values", "42", *TINY_JOINT_VA,
