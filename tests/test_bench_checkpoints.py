@@ -249,8 +249,8 @@ def _youtube_args(data_root: Path, *extra: str) -> list[str]:
 
 
 @pytest.mark.data
-def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_refuse_raw_video(data_root: Path, tmp_path: Path,
-                                                                                  capsys):
+def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_reach_the_raw_video_bridges(
+        data_root: Path, tmp_path: Path, capsys, monkeypatch):
     from avhighlights.cli.main import main
 
     assert main(["bench", *_youtube_args(data_root, "--method", "joint_va", "--seed-values", "42", *TINY_JOINT_VA,
@@ -268,10 +268,13 @@ def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_refuse_raw_vide
     assert info.model_card["test_metrics"]["map"] == trained["per_seed"]["42"]["parkour"]["map"]
     capsys.readouterr()
     clip = data_root / "media" / "his_girl_friday_speech_6s.mp4"
+    monkeypatch.setenv("AVH_OFFLINE", "1")  # raw video goes through the bridge extractors (i3d, panns_cnn14_2s)
+    monkeypatch.setenv("AVH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("AVH_WEIGHTS_DIR", raising=False)
     assert main(["score", str(clip), "--checkpoint", str(path), "--out", str(tmp_path / "s"), "--progress",
-                 "none"]) == 5
+                 "none"]) == 4
     error = capsys.readouterr().err.strip()
-    assert "umt_i3d_rgb_flow" in error and "no registered extractor reproduces" in error and "\n" not in error
+    assert "rgb_imagenet.pt" in error and "\n" not in error  # the bridge's weights, not a refusal
     assert not (tmp_path / "s").exists()
 
 

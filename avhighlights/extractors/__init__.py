@@ -2,11 +2,14 @@
 
 from avhighlights.extractors import (  # noqa: F401
     efficientat,
+    i3d,
     inception_pca,
+    inception_yt8m,
     logmel,
     loudness,
     mobilenet_v1,
     panns,
+    panns_2s,
     r3d,
     swin,
 )

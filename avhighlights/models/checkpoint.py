@@ -145,18 +145,6 @@ def describe_binding(binding: Mapping[str, FeatureSource]) -> str:
     return ", ".join(f"{role}={src.name} v{src.version}" for role, src in sorted(binding.items())) or "(none)"
 
 
-def refuse_dataset_binding(path: str | Path, info: CheckpointInfo) -> None:
-    """CheckpointMismatchError when the checkpoint reads dataset feature streams (kind 'dataset', e.g. the UMT
-    release features): no registered extractor reproduces them, so it cannot score raw video."""
-    dataset_roles = {r: s for r, s in info.binding.items() if s.kind == "dataset"}
-    if dataset_roles:
-        dataset = info.model_card.get("dataset", "a benchmark dataset")
-        raise CheckpointMismatchError(
-            f"{path}: trained on the feature files of {dataset} ({describe_binding(dataset_roles)}); no registered "
-            "extractor reproduces these dataset sources from raw video, so it cannot score a video; evaluate it "
-            "with `avhighlights bench --checkpoint`, or train on extractor features")
-
-
 def _as_tensor(value: Any) -> torch.Tensor:
     tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
     return tensor.detach().cpu().contiguous()

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from avhighlights.core.errors import ConfigError
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.sample import FeatureSource, Sample
@@ -17,7 +15,13 @@ from avhighlights.core.timebase import FeatureTrack, align_track, second_grid
 from avhighlights.core.types import ScoreCurve, VideoInfo
 from avhighlights.extractors.base import EXTRACTORS, Extractor, create_extractor
 from avhighlights.models.base import METHODS, HighlightMethod, create_method
-from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info, refuse_dataset_binding
+from avhighlights.models.checkpoint import load_checkpoint, read_checkpoint_info
+from avhighlights.pipeline.bridge_scoring import (
+    bridge_hop_s,
+    bridge_predict,
+    bridged_binding,
+    checkpoint_extractor_names,
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class PreparedScorer:
     extractors: dict[str, Extractor]  # role -> extractor
     checkpoint: str | None
     fit: Any = None  # pipeline.fit_cache.FitUse when the method was fitted (or a cached fit reused) on the fly
+    bridge_hop_s: float | None = None  # row step of the bridge extractors of a dataset-trained checkpoint
 
 
 def extractor_sources(extractors: Mapping[str, Extractor]) -> dict[str, FeatureSource]:
@@ -83,8 +88,7 @@ def scorer_extractors(spec: ScorerSpec) -> dict[str, Extractor]:
     on-the-fly fit is refused here (ConfigError), before any feature is extracted."""
     if spec.checkpoint:
         info = read_checkpoint_info(spec.checkpoint)
-        refuse_dataset_binding(spec.checkpoint, info)  # trained on a dataset's feature files: not on raw video
-        base = {r: s.name for r, s in info.binding.items()}
+        base = checkpoint_extractor_names(spec.checkpoint, info)  # dataset sources -> their bridge extractors
     else:
         cls = METHODS.get(spec.method)
         if cls.trainable and not fits_on_the_fly(spec):
@@ -108,8 +112,10 @@ def prepare_scorer(spec: ScorerSpec, infos: Sequence[VideoInfo] = (), store=None
     """
     extractors = scorer_extractors(spec)
     if spec.checkpoint:
-        method, _ = load_checkpoint(spec.checkpoint, expected_binding=extractor_sources(extractors))
-        return PreparedScorer(method, extractors, str(spec.checkpoint))
+        info = read_checkpoint_info(spec.checkpoint)
+        expected = bridged_binding(spec.checkpoint, info, extractors)  # dataset roles: checked against their bridge
+        method, _ = load_checkpoint(spec.checkpoint, expected_binding=expected)
+        return PreparedScorer(method, extractors, str(spec.checkpoint), bridge_hop_s=bridge_hop_s(info, extractors))
     if fits_on_the_fly(spec):
         from avhighlights.pipeline.fit_cache import fitted_scorer
 
@@ -135,7 +141,7 @@ def score_sample(scorer: PreparedScorer, info: VideoInfo, sample: Sample) -> Sco
     """Run the method on an aligned sample; scores live on the 1-s grid."""
     grid = second_grid(info.duration_s)
     n = sample.n_steps
-    scores = np.asarray(scorer.method.predict(sample), dtype=np.float64)
+    scores = bridge_predict(scorer.method, sample, info, scorer.bridge_hop_s)  # plain predict unless bridged
     if scores.shape != (n,):
         raise RuntimeError(f"method {scorer.method.name} returned {scores.shape} scores for {n} steps")
     return ScoreCurve(scores, grid.start_s, grid.end_s, scorer.method.name, scorer.checkpoint,
