@@ -40,9 +40,10 @@ import numpy as np
 import torch
 
 from avhighlights.core.errors import WeightsNotFoundError
+from avhighlights.core.frame_requests import FrameRequest
 from avhighlights.core.timebase import FeatureTrack, grid_steps
-from avhighlights.core.types import MediaSource, VideoInfo
-from avhighlights.extractors.base import EXTRACTORS, autocast_context, report_media_progress
+from avhighlights.core.types import FrameBatch, VideoInfo
+from avhighlights.extractors.base import EXTRACTORS, autocast_context
 from avhighlights.extractors.i3d_net import FEATURE_DIM, FLOW_CHANNELS, RGB_CHANNELS, InceptionI3d
 from avhighlights.extractors.optical_flow import RaftFlow
 from avhighlights.extractors.visual import VisualExtractor, center_crop, cover_size
@@ -138,6 +139,7 @@ class I3DExtractor(VisualExtractor):
         self.flow = RaftFlow(c.flow_model, c.flow_iters, self.device, c.flow_batch_size, c.raft_weights_path,
                              c.random_init, c.seed)
         self._flow_net: InceptionI3d | None = None
+        self._per_window = 1
 
     @property
     def dim(self) -> int:
@@ -198,16 +200,24 @@ class I3DExtractor(VisualExtractor):
                 parts.append(self.flow_net(x.permute(1, 0, 2, 3)[None]))  # (1, 2, n, S, S) -> (1, 1024)
         return torch.cat(parts, dim=1)[0].float().cpu().numpy()
 
-    def extract(self, media: MediaSource) -> FeatureTrack:
-        c, info = self.config, media.info
-        fps = float(c.fps) if c.fps else float(info.fps)
-        n_windows, per_window, times = window_times(info.duration_s, c.window_s, fps)
-        rows = []
-        for batch in media.frames(times, size=self.frame_size(info), batch_size=per_window * max(1, c.batch_size)):
-            for window in batch.frames.reshape(-1, per_window, *batch.frames.shape[1:]):
-                rows.append(self.embed_window(window))
-                report_media_progress(media, min(len(rows) * c.window_s, info.duration_s))
-        return FeatureTrack.regular(np.stack(rows[:n_windows]), hop_s=c.window_s, name=self.name)
+    def _windows(self, info: VideoInfo) -> tuple[int, int, np.ndarray]:
+        fps = float(self.config.fps) if self.config.fps else float(info.fps)
+        return window_times(info.duration_s, self.config.window_s, fps)
+
+    def media_request(self, info: VideoInfo) -> FrameRequest:
+        """Every window's n + 1 frames, whole windows per batch (`batch_size` windows)."""
+        _, per_window, times = self._windows(info)
+        self._per_window = per_window  # the batches of this request hold whole windows of this many frames
+        return FrameRequest(times, self.frame_size(info), batch_size=per_window * max(1, self.config.batch_size))
+
+    def embed_batch(self, batch: FrameBatch) -> np.ndarray:
+        """(windows * (n + 1), H, W, 3) frames -> (windows, dim) rows."""
+        windows = batch.frames.reshape(-1, self._per_window, *batch.frames.shape[1:])  # (W, n + 1, H, W, 3)
+        return np.stack([self.embed_window(window) for window in windows])
+
+    def track_from_rows(self, rows: list[np.ndarray], info: VideoInfo) -> FeatureTrack:
+        n_windows, _, _ = self._windows(info)
+        return FeatureTrack.regular(np.concatenate(rows)[:n_windows], hop_s=self.config.window_s, name=self.name)
 
 
 @EXTRACTORS.register("i3d")

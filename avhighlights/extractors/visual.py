@@ -73,7 +73,8 @@ def check_sha256_prefix(path: Path, prefix: str, url: str) -> Path:
     return path
 
 
-def torchvision_weights(name: str, url: str, licence: str, source: str, preprocess: Preprocess) -> WeightSpec:
+def torchvision_weights(name: str, url: str, licence: str, source: str,
+                        preprocess: Preprocess | None = None) -> WeightSpec:
     """Register a torchvision weights file. torchvision publishes only the sha256 prefix (the part of the
     file name after '-'); `check_sha256_prefix(path, torchvision_prefix(spec), spec.url)` checks it, and
     the full hash, computed from the file, enters the cache identity."""
