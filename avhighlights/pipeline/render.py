@@ -39,7 +39,7 @@ from avhighlights.core.atomic import write_text
 from avhighlights.core.errors import ConfigError, MissingFileError, OutputError
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.timebase import Spans, align
-from avhighlights.pipeline import cuts, exports, exports_otio, outdir
+from avhighlights.pipeline import cuts, exports, exports_otio, outdir, smart_cut
 from avhighlights.pipeline.children import terminate_as_exit
 from avhighlights.pipeline.frame_times import VideoTimeline, read_timeline
 from avhighlights.pipeline.outdir import MANIFEST_NAME, Manifest
@@ -49,6 +49,7 @@ from avhighlights.pipeline.progress import for_video
 from avhighlights.pipeline.render_checks import (
     Expected,
     SourceState,
+    check_decodes,
     check_document_duration,
     check_written,
     measure_written,
@@ -225,6 +226,8 @@ class _MediaJob:
         self.info, self.timeline = doc.video, None
         self.suffix = cuts.stream_copy_suffix(doc.video) if stream_copy else ".mp4"
         self.notes: list[str] = []
+        self.smart_cut_reason: str | None = None  # decided on the first clip ("" when smart cut works)
+        self.smart_cut_ranks: set[int] = set()
         if stream_copy:
             self.notes.append("stream copy: clips are cut on keyframes without re-encoding, so each starts on the "
                               "keyframe at or before its requested start; the times written are the real ones")
@@ -244,7 +247,7 @@ class _MediaJob:
             return dataclasses.replace(self.doc, reel=None)
         clips = [self._on_keyframe(c) for c in self.doc.clips] if self.stream_copy else list(self.doc.clips)
         parts: dict[int, Path] = {}
-        if write_clips or (write_reel and self.stream_copy):
+        if write_clips or (write_reel and (self.stream_copy or self._smart_cut_ok())):
             parts, clips = self._cut_clips(clips, self.staging if write_clips else self.staging / "parts")
         reel = self._reel(clips, parts) if write_reel else None
         clips = [dataclasses.replace(c, path=parts[c.rank].name if write_clips else None) for c in clips]
@@ -272,10 +275,25 @@ class _MediaJob:
 
     def _encode_clip(self, clip: ClipEntry, folder: Path) -> tuple[ClipEntry, Path]:
         start_s, end_s = cuts.snapped_span(clip.start_s, clip.end_s, self.info, self._timeline())
-        args = cuts.clip_command(self.info, start_s, end_s, stream_copy=False)
-        path = cuts.run_ffmpeg(args, folder / clip_name(clip, self.suffix), self.info.path)
-        check_written(path, self._expected([(start_s, end_s)]), self.info.path)
+        target, expected = folder / clip_name(clip, self.suffix), self._expected([(start_s, end_s)])
+        parts = smart_cut.plan_parts(start_s, end_s, self._timeline()) if self._smart_cut_ok() else None
+        if parts is None:
+            path = cuts.run_ffmpeg(cuts.clip_command(self.info, start_s, end_s, stream_copy=False), target,
+                                   self.info.path)
+        else:
+            path = smart_cut.write_clip(self.info, parts, target, folder / f".parts-{clip.rank:02d}")
+            check_decodes(path, expected, self.info.path)  # the copied frames were not decoded while cutting
+            self.smart_cut_ranks.add(clip.rank)
+        check_written(path, expected, self.info.path)
         return clip, path
+
+    def _smart_cut_ok(self) -> bool:
+        """Whether clips can be smart-cut (decided once per source; a note says why not)."""
+        if self.smart_cut_reason is None:
+            self.smart_cut_reason = smart_cut.fallback_reason(self.info, self._timeline()) or ""
+            if self.smart_cut_reason:
+                self.notes.append(f"clips are re-encoded in full (no smart cut: {self.smart_cut_reason})")
+        return not self.smart_cut_reason
 
     def _copy_clip(self, clip: ClipEntry, folder: Path) -> tuple[ClipEntry, Path]:
         """Copy from the keyframe `clip` starts on; the clip's end becomes what was really written."""
@@ -310,6 +328,9 @@ class _MediaJob:
             list_file = write_text(self.staging / "reel.concat", cuts.concat_list([parts[c.rank] for c in ordered]))
             args = cuts.concat_copy_command(list_file)
             spans_s, joins = [(c.start_s, c.end_s) for c in ordered], len(ordered)
+        elif self._reel_joins_clips(ordered, parts):
+            spans_s = [cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered]
+            args, joins = self._join_reel_command([parts[c.rank] for c in ordered], spans_s), len(ordered)
         else:
             spans_s = _union([cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered])
             graph = cuts.reel_graph(self.info, spans_s, self._timeline())
@@ -318,6 +339,22 @@ class _MediaJob:
         check_written(target, self._expected(spans_s, joins), self.info.path)
         self.progress("render reel", 1.0)
         return target
+
+
+    def _reel_joins_clips(self, ordered: list[ClipEntry], parts: dict[int, Path]) -> bool:
+        """The reel can join the written clips when all were smart-cut (so they carry their parameter sets
+        in-band) and none overlaps the next (overlaps appear in the reel once, so it is cut from the source)."""
+        spans_s = [cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered]
+        all_smart = all(c.rank in self.smart_cut_ranks and c.rank in parts for c in ordered)
+        gap_ok = all(a[1] <= b[0] + smart_cut.TIME_EPS_S for a, b in zip(spans_s, spans_s[1:], strict=False))
+        return all_smart and gap_ok
+
+    def _join_reel_command(self, clip_paths: list[Path], spans_s: list[tuple[float, float]]) -> list[str]:
+        listing = smart_cut.concat_list_timed([(p, b - a) for p, (a, b) in zip(clip_paths, spans_s, strict=True)])
+        list_file = write_text(self.staging / "reel.concat", listing)
+        graph = write_text(self.staging / "reel.filtergraph", smart_cut.reel_audio_graph(spans_s)) \
+            if self.info.has_audio else None
+        return smart_cut.reel_join_command(self.info, list_file, graph)
 
 
 def _union(spans_s: list[tuple[float, float]]) -> list[tuple[float, float]]:
