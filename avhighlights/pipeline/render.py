@@ -277,15 +277,23 @@ class _MediaJob:
         start_s, end_s = cuts.snapped_span(clip.start_s, clip.end_s, self.info, self._timeline())
         target, expected = folder / clip_name(clip, self.suffix), self._expected([(start_s, end_s)])
         parts = smart_cut.plan_parts(start_s, end_s, self._timeline()) if self._smart_cut_ok() else None
-        if parts is None:
+        path = self._smart_cut_clip(parts, target, expected, clip.rank) if parts else None
+        if path is None:
             path = cuts.run_ffmpeg(cuts.clip_command(self.info, start_s, end_s, stream_copy=False), target,
                                    self.info.path)
-        else:
-            path = smart_cut.write_clip(self.info, parts, target, folder / f".parts-{clip.rank:02d}")
-            check_decodes(path, expected, self.info.path)  # the copied frames were not decoded while cutting
-            self.smart_cut_ranks.add(clip.rank)
         check_written(path, expected, self.info.path)
         return clip, path
+
+    def _smart_cut_clip(self, parts: list[smart_cut.Part], target: Path, expected: Expected, rank: int) -> Path | None:
+        """The clip written by smart cut; None (with a note) when its parts did not come out joinable."""
+        try:
+            path = smart_cut.write_clip(self.info, parts, target, target.parent / f".parts-{rank:02d}")
+        except smart_cut.PartMismatchError as error:
+            self.notes.append(f"clip {rank} re-encoded in full: {error}")
+            return None
+        check_decodes(path, expected, self.info.path)  # the copied frames were not decoded while cutting
+        self.smart_cut_ranks.add(rank)
+        return path
 
     def _smart_cut_ok(self) -> bool:
         """Whether clips can be smart-cut (decided once per source; a note says why not)."""

@@ -37,9 +37,16 @@ from avhighlights.pipeline.synth import ffmpeg_binary
 
 SMART_CODECS = {"h264": frozenset({"Constrained Baseline", "Baseline", "Main", "High"})}
 SMART_CONTAINERS = ("mov", "mp4", "matroska")  # ffprobe format names that hold H.264 as length-prefixed NAL units
-KEYFRAME_SEEK_S = 5e-4  # copies seek this far past their keyframe (a seek exactly on it may land on the one before)
+# a copy seeks this far (plus the keyframe's decode lead) before its keyframe: MP4 seeks by raw decode time, so
+# on VFR input a seek just past a keyframe can land a GOP early or late; landing early only costs reading packets
+COPY_PREROLL_S = 0.5
+COPY_START_SLACK_S = 1e-3  # the output -ss sits this far before the keyframe (frames are > 1 ms apart)
 TIME_EPS_S = 1e-4  # clip bounds are frame-snapped; keyframe times are printed to 1 us
-PART_MUXER = "mpegts"  # 90-kHz timestamps (exact for 24/25/30/29.97/50/60 fps) and in-band parameter sets
+PART_TICKS_PER_S = 90_000  # parts are MPEG-TS: 90-kHz timestamps (exact for 24/25/30/29.97/50/60 fps)
+
+
+class PartMismatchError(RuntimeError):
+    """A re-encoded part did not come out with the decode times the join needs (the clip is re-encoded in full)."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +117,14 @@ def plan_parts(start_s: float, end_s: float, timeline: VideoTimeline) -> list[Pa
 def part_command(info: VideoInfo, part: Part) -> list[str]:
     """ffmpeg arguments (without the output) that write `part` as video-only MPEG-TS."""
     base = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-    if part.copy:
-        return [*base, "-ss", f"{part.start_s + KEYFRAME_SEEK_S:.6f}", "-i", safe_media_arg(info.path),
-                "-map", "0:v:0", "-c:v", "copy", "-frames:v", str(part.n_frames)]
-    shift = f"setts=dts=PTS-round({part.lead_s:.6f}/TB)"
+    if part.copy:  # seek to some keyframe before it; the output -ss (source times: -copyts) then drops every
+        # packet before its keyframe: stream copy starts on the first keyframe whose decode time is at or after it
+        seek_s = max(0.0, part.start_s - part.lead_s - COPY_PREROLL_S)
+        first_dts_s = part.start_s - part.lead_s - COPY_START_SLACK_S
+        return [*base, "-ss", f"{seek_s:.6f}", "-copyts", "-i", safe_media_arg(info.path), "-map", "0:v:0",
+                "-c:v", "copy", "-ss", f"{first_dts_s:.6f}", "-frames:v", str(part.n_frames)]
+    # in 90-kHz ticks: setts' TB constant is the encoder's time base in ffmpeg 5.1, not the packets' (checked after)
+    shift = f"setts=dts=PTS-{round(part.lead_s * PART_TICKS_PER_S)}"
     return [*base, "-ss", f"{part.start_s:.6f}", "-i", safe_media_arg(info.path), "-map", "0:v:0",
             "-frames:v", str(part.n_frames), *KEEP_TIMESTAMPS, *video_encoder().args(PART_QUALITY, b_frames=False),
             "-bsf:v", shift]
@@ -139,11 +150,28 @@ def write_clip(info: VideoInfo, parts: list[Part], target: Path, work_dir: Path)
     try:
         written = [(run_ffmpeg(part_command(info, part), work_dir / f"part{i}.ts", info.path),
                     part.end_s - part.start_s) for i, part in enumerate(parts)]
+        for part, (path, _) in zip(parts, written, strict=True):
+            _check_decode_lead(path, part)
         list_file = work_dir / "parts.concat"
         list_file.write_text(concat_list_timed(written))
         return run_ffmpeg(join_command(info, list_file, parts[0].start_s, parts[-1].end_s), target, info.path)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _check_decode_lead(path: Path, part: Part) -> None:
+    """The first packet of a re-encoded part must decode `part.lead_s` before it shows (as the copied frames do)."""
+    if part.copy:
+        return
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries",
+           "packet=pts_time,dts_time", "-of", "csv=p=0", safe_media_arg(path)]
+    fields = subprocess.run(cmd, capture_output=True, text=True, errors="replace").stdout.strip().split(",")
+    try:
+        lead_s = float(fields[0]) - float(fields[1])
+    except (IndexError, ValueError):
+        lead_s = float("nan")
+    if not abs(lead_s - part.lead_s) < 1.5 / PART_TICKS_PER_S:
+        raise PartMismatchError(f"{path.name}: decode lead {lead_s} s, the copied frames need {part.lead_s} s")
 
 
 def reel_audio_graph(spans_s: list[tuple[float, float]]) -> str:
