@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avhighlights.core.types import VideoInfo
-from avhighlights.pipeline.cuts import KEEP_TIMESTAMPS, concat_list, run_ffmpeg
+from avhighlights.pipeline.cuts import KEEP_TIMESTAMPS, RenderError, concat_list, run_ffmpeg
 from avhighlights.pipeline.encoder import AAC_ARGS, PART_QUALITY, video_encoder
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.frame_times import VideoTimeline
+from avhighlights.pipeline.render_checks import ShortDecodeError
 from avhighlights.pipeline.synth import ffmpeg_binary
 
 SMART_CODECS = {"h264": frozenset({"Constrained Baseline", "Baseline", "Main", "High"})}
@@ -148,8 +149,8 @@ def write_clip(info: VideoInfo, parts: list[Part], target: Path, work_dir: Path)
     """Write the clip made of `parts` to `target` (through a temp file); `work_dir` holds the parts meanwhile."""
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        written = [(run_ffmpeg(part_command(info, part), work_dir / f"part{i}.ts", info.path),
-                    part.end_s - part.start_s) for i, part in enumerate(parts)]
+        written = [(_write_part(info, part, work_dir / f"part{i}.ts", target), part.end_s - part.start_s)
+                   for i, part in enumerate(parts)]
         for part, (path, _) in zip(parts, written, strict=True):
             _check_decode_lead(path, part)
         list_file = work_dir / "parts.concat"
@@ -157,6 +158,15 @@ def write_clip(info: VideoInfo, parts: list[Part], target: Path, work_dir: Path)
         return run_ffmpeg(join_command(info, list_file, parts[0].start_s, parts[-1].end_s), target, info.path)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _write_part(info: VideoInfo, part: Part, path: Path, target: Path) -> Path:
+    """One part; a source range that cannot be read there fails like a short decode, naming the clip."""
+    try:
+        return run_ffmpeg(part_command(info, part), path, info.path)
+    except RenderError as error:
+        raise ShortDecodeError(info.path, f"{target.name} [{part.start_s:.2f}, {part.end_s:.2f}): decoded nothing "
+                                          f"there, the source cannot be read ({error.reason})") from error
 
 
 def _check_decode_lead(path: Path, part: Part) -> None:
