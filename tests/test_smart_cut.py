@@ -17,6 +17,7 @@ import pytest
 
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import ScoreCurve, Segment
+from avhighlights.pipeline import encoder
 from avhighlights.pipeline.frame_times import _clean_keyframes, read_timeline
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_outputs
@@ -156,3 +157,21 @@ def test_plan_cuts_on_clean_keyframes_only(tmp_path):
     assert [(p.start_s, p.end_s, p.n_frames, p.copy) for p in parts] == [(0.9, 2.0, 33, False), (2.0, 4.0, 60, True),
                                                                        (4.0, 5.1, 33, False)]
     assert plan_parts(2.5, 3.5, timeline) is None  # no whole GOP inside: nothing to copy
+
+
+def test_the_chosen_encoder_works_and_the_cpu_can_be_forced(monkeypatch):
+    encoder.video_encoder.cache_clear()
+    try:
+        chosen = encoder.video_encoder()
+        assert chosen in (encoder.LIBX264, encoder.NVENC) and encoder._encoder_works(chosen)
+        monkeypatch.setenv(encoder.ENCODER_ENV, "libx264")
+        encoder.video_encoder.cache_clear()
+        assert encoder.video_encoder() is encoder.LIBX264
+    finally:
+        encoder.video_encoder.cache_clear()
+
+
+@pytest.mark.gpu
+def test_nvenc_is_used_where_it_works():
+    encoder.video_encoder.cache_clear()
+    assert encoder.video_encoder() is encoder.NVENC  # on the GPU machine (ffmpeg built with NVENC)

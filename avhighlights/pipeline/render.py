@@ -48,6 +48,7 @@ from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import for_video
 from avhighlights.pipeline.render_checks import (
     Expected,
+    ShortDecodeError,
     SourceState,
     check_decodes,
     check_document_duration,
@@ -276,7 +277,7 @@ class _MediaJob:
     def _encode_clip(self, clip: ClipEntry, folder: Path) -> tuple[ClipEntry, Path]:
         start_s, end_s = cuts.snapped_span(clip.start_s, clip.end_s, self.info, self._timeline())
         target, expected = folder / clip_name(clip, self.suffix), self._expected([(start_s, end_s)])
-        parts = smart_cut.plan_parts(start_s, end_s, self._timeline()) if self._smart_cut_ok() else None
+        parts = smart_cut.parts_or_whole(start_s, end_s, self._timeline()) if self._smart_cut_ok() else None
         path = self._smart_cut_clip(parts, target, expected, clip.rank) if parts else None
         if path is None:
             path = cuts.run_ffmpeg(cuts.clip_command(self.info, start_s, end_s, stream_copy=False), target,
@@ -336,9 +337,9 @@ class _MediaJob:
             list_file = write_text(self.staging / "reel.concat", cuts.concat_list([parts[c.rank] for c in ordered]))
             args = cuts.concat_copy_command(list_file)
             spans_s, joins = [(c.start_s, c.end_s) for c in ordered], len(ordered)
-        elif self._reel_joins_clips(ordered, parts):
-            spans_s = [cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered]
-            args, joins = self._join_reel_command([parts[c.rank] for c in ordered], spans_s), len(ordered)
+        elif self._reel_joins_clips(ordered, parts) and self._joined_reel(ordered, parts, target):
+            self.progress("render reel", 1.0)
+            return target
         else:
             spans_s = _union([cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered])
             graph = cuts.reel_graph(self.info, spans_s, self._timeline())
@@ -348,7 +349,6 @@ class _MediaJob:
         self.progress("render reel", 1.0)
         return target
 
-
     def _reel_joins_clips(self, ordered: list[ClipEntry], parts: dict[int, Path]) -> bool:
         """The reel can join the written clips when all were smart-cut (so they carry their parameter sets
         in-band) and none overlaps the next (overlaps appear in the reel once, so it is cut from the source)."""
@@ -357,12 +357,23 @@ class _MediaJob:
         gap_ok = all(a[1] <= b[0] + smart_cut.TIME_EPS_S for a, b in zip(spans_s, spans_s[1:], strict=False))
         return all_smart and gap_ok
 
-    def _join_reel_command(self, clip_paths: list[Path], spans_s: list[tuple[float, float]]) -> list[str]:
-        listing = smart_cut.concat_list_timed([(p, b - a) for p, (a, b) in zip(clip_paths, spans_s, strict=True)])
+    def _joined_reel(self, ordered: list[ClipEntry], parts: dict[int, Path], target: Path) -> bool:
+        """The reel as the written clips end to end (video copied, audio trimmed from the source); False (with a
+        note) when the join fails or does not hold the clips' frames, so the reel is cut from the source instead."""
+        spans_s = [cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered]
+        paths = [parts[c.rank] for c in ordered]
+        listing = smart_cut.concat_list_timed([(p, b - a) for p, (a, b) in zip(paths, spans_s, strict=True)])
         list_file = write_text(self.staging / "reel.concat", listing)
         graph = write_text(self.staging / "reel.filtergraph", smart_cut.reel_audio_graph(spans_s)) \
             if self.info.has_audio else None
-        return smart_cut.reel_join_command(self.info, list_file, graph)
+        try:
+            cuts.run_ffmpeg(smart_cut.reel_join_command(self.info, list_file, graph), target, self.info.path)
+            check_written(target, self._expected(spans_s, len(spans_s)), self.info.path)
+        except (cuts.RenderError, ShortDecodeError) as error:
+            self.notes.append(f"the reel is re-encoded from the source (joining the clips failed: {error.reason})")
+            target.unlink(missing_ok=True)
+            return False
+        return True
 
 
 def _union(spans_s: list[tuple[float, float]]) -> list[tuple[float, float]]:

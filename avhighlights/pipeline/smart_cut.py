@@ -115,6 +115,15 @@ def plan_parts(start_s: float, end_s: float, timeline: VideoTimeline) -> list[Pa
     return parts
 
 
+def parts_or_whole(start_s: float, end_s: float, timeline: VideoTimeline) -> list[Part]:
+    """`plan_parts`, or one re-encoded part when nothing can be copied (written the same way, so it carries its
+    parameter sets in-band and the reel can join it with the other clips; its decode times get the source's
+    largest decode lead, so they rise across a join with a clip whose first frames were copied)."""
+    lead_s = float(timeline.clean_lead_s.max()) if timeline.clean_lead_s.size else 0.0
+    return plan_parts(start_s, end_s, timeline) or [Part(start_s, end_s, timeline.frames_in(start_s, end_s), False,
+                                                          lead_s)]
+
+
 def part_command(info: VideoInfo, part: Part) -> list[str]:
     """ffmpeg arguments (without the output) that write `part` as video-only MPEG-TS."""
     base = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
