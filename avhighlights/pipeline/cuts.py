@@ -24,17 +24,16 @@ from avhighlights.core.atomic import atomic_path
 from avhighlights.core.errors import MediaError
 from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.children import die_with_parent
+from avhighlights.pipeline.encoder import AAC_ARGS, CLIP_QUALITY, video_encoder
 from avhighlights.pipeline.exports import frame_at
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.frame_times import VideoTimeline
 from avhighlights.pipeline.synth import ffmpeg_binary
 
-X264_ARGS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p")
-AAC_ARGS = ("-c:a", "aac", "-b:a", "160k")
 EVEN_SIZE = r"scale=max(2\,trunc(iw/2)*2):max(2\,trunc(ih/2)*2)"  # yuv420p: even sizes (odd input loses <= 1 px)
 MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
-MUXER_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska"}
+MUXER_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}
 KEEP_TIMESTAMPS = ("-fps_mode", "passthrough")
 
 
@@ -84,7 +83,8 @@ def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: 
            *_stream_maps(info)]
     if stream_copy:
         return [*cmd, "-c", "copy", "-avoid_negative_ts", "make_zero"]
-    return [*cmd, "-vf", EVEN_SIZE, *KEEP_TIMESTAMPS, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()),
+    return [*cmd, "-vf", EVEN_SIZE, *KEEP_TIMESTAMPS, *video_encoder().args(CLIP_QUALITY),
+            *(AAC_ARGS if info.has_audio else ()),
             "-movflags", "+faststart"]
 
 
@@ -117,7 +117,8 @@ def reel_command(info: VideoInfo, graph_file: Path) -> list[str]:
     """ffmpeg arguments (without the output path) that render the reel described by `graph_file`."""
     maps = ["-map", "[vout]", *(["-map", "[ac]"] if info.has_audio else [])]
     return [*_base_command(), "-i", safe_media_arg(info.path), "-filter_complex_script", safe_media_arg(graph_file),
-            *maps, *KEEP_TIMESTAMPS, *X264_ARGS, *(AAC_ARGS if info.has_audio else ()), "-movflags", "+faststart"]
+            *maps, *KEEP_TIMESTAMPS, *video_encoder().args(CLIP_QUALITY), *(AAC_ARGS if info.has_audio else ()),
+            "-movflags", "+faststart"]
 
 
 def concat_copy_command(list_file: Path) -> list[str]:

@@ -7,6 +7,7 @@ so their spans are moved onto keyframes before anything is written.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from dataclasses import dataclass
 
@@ -26,6 +27,10 @@ class VideoTimeline:
     frame_s: np.ndarray  # (N,) float64, sorted
     keyframe_s: np.ndarray  # (K,) float64, sorted, a subset of frame_s
     duration_s: float
+    # keyframes where decode order and presentation order split cleanly (no frame after it in decode order shows
+    # before it, none before it shows after it: closed GOP), and how far each one's decode time lies before it
+    clean_keyframe_s: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    clean_lead_s: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     def nearest_frame_s(self, time_s: float) -> float:
         """The frame boundary nearest to `time_s`; the video's end counts as a boundary."""
@@ -70,26 +75,45 @@ class VideoTimeline:
 def read_timeline(info: VideoInfo) -> VideoTimeline:
     """Demux the first video stream of `info.path` and collect its packet times and keyframe flags, as
     seconds from the file's start time (the origin ffmpeg's `-ss` and trim filters use)."""
-    entries = "packet=pts_time,flags:format=start_time"
+    entries = "packet=pts_time,dts_time,flags:format=start_time"
     cmd = ["ffprobe", "-v", "error", "-select_streams", "V:0", "-show_entries", entries, "-of", "compact=nokey=1",
            safe_media_arg(info.path)]
     result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT_S)
-    times, keys, origin_s = [], [], None
+    times, decode_times, keys, origin_s = [], [], [], None
     for line in result.stdout.splitlines():
         kind, *fields = line.split("|")
         try:
-            if kind == "packet" and len(fields) >= 2:
+            if kind == "packet" and len(fields) >= 3:
                 times.append(float(fields[0]))
-                keys.append("K" in fields[1])
+                decode_times.append(_float_or_nan(fields[1]))
+                keys.append("K" in fields[2])
             elif kind == "format" and fields:
                 origin_s = float(fields[0])
         except ValueError:
             continue
     if result.returncode != 0 or not times:
         raise CorruptMediaError(info.path, "cannot read the video's frame times (ffprobe found no video packets)")
-    order = np.argsort(times, kind="stable")
-    frame_s, is_key = np.asarray(times, np.float64)[order], np.asarray(keys, bool)[order]
+    pts_s, dts_s, is_key = np.asarray(times, np.float64), np.asarray(decode_times, np.float64), np.asarray(keys, bool)
+    order = np.argsort(pts_s, kind="stable")
+    frame_s = pts_s[order]
     start_s = float(frame_s[0]) if origin_s is None else origin_s
-    keyframe_s = frame_s[is_key] if is_key.any() else frame_s[:1]
-    return VideoTimeline(frame_s - start_s, keyframe_s - start_s, float(info.duration_s))
+    keyframe_s = frame_s[is_key[order]] if is_key.any() else frame_s[:1]
+    clean = _clean_keyframes(pts_s, is_key)
+    lead_s = np.where(np.isnan(dts_s[clean]), 0.0, pts_s[clean] - dts_s[clean])
+    by_time = np.argsort(pts_s[clean], kind="stable")
+    return VideoTimeline(frame_s - start_s, keyframe_s - start_s, float(info.duration_s),
+                         pts_s[clean][by_time] - start_s, lead_s[by_time])
 
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+def _clean_keyframes(pts_s: np.ndarray, is_key: np.ndarray) -> np.ndarray:
+    """Indices (decode order) of keyframes that every earlier packet shows before and every later one after."""
+    shown_before = np.maximum.accumulate(np.concatenate([[-np.inf], pts_s[:-1]]))
+    shown_after = np.minimum.accumulate(pts_s[::-1])[::-1]
+    return np.flatnonzero(is_key & (shown_before < pts_s) & (shown_after >= pts_s))

@@ -39,7 +39,7 @@ from avhighlights.core.atomic import write_text
 from avhighlights.core.errors import ConfigError, MissingFileError, OutputError
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.timebase import Spans, align
-from avhighlights.pipeline import cuts, exports, exports_otio, outdir
+from avhighlights.pipeline import cuts, exports, exports_otio, outdir, smart_cut
 from avhighlights.pipeline.children import terminate_as_exit
 from avhighlights.pipeline.frame_times import VideoTimeline, read_timeline
 from avhighlights.pipeline.outdir import MANIFEST_NAME, Manifest
@@ -48,7 +48,9 @@ from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import for_video
 from avhighlights.pipeline.render_checks import (
     Expected,
+    ShortDecodeError,
     SourceState,
+    check_decodes,
     check_document_duration,
     check_written,
     measure_written,
@@ -225,6 +227,8 @@ class _MediaJob:
         self.info, self.timeline = doc.video, None
         self.suffix = cuts.stream_copy_suffix(doc.video) if stream_copy else ".mp4"
         self.notes: list[str] = []
+        self.smart_cut_reason: str | None = None  # decided on the first clip ("" when smart cut works)
+        self.smart_cut_ranks: set[int] = set()
         if stream_copy:
             self.notes.append("stream copy: clips are cut on keyframes without re-encoding, so each starts on the "
                               "keyframe at or before its requested start; the times written are the real ones")
@@ -244,7 +248,7 @@ class _MediaJob:
             return dataclasses.replace(self.doc, reel=None)
         clips = [self._on_keyframe(c) for c in self.doc.clips] if self.stream_copy else list(self.doc.clips)
         parts: dict[int, Path] = {}
-        if write_clips or (write_reel and self.stream_copy):
+        if write_clips or (write_reel and (self.stream_copy or self._smart_cut_ok())):
             parts, clips = self._cut_clips(clips, self.staging if write_clips else self.staging / "parts")
         reel = self._reel(clips, parts) if write_reel else None
         clips = [dataclasses.replace(c, path=parts[c.rank].name if write_clips else None) for c in clips]
@@ -272,10 +276,34 @@ class _MediaJob:
 
     def _encode_clip(self, clip: ClipEntry, folder: Path) -> tuple[ClipEntry, Path]:
         start_s, end_s = cuts.snapped_span(clip.start_s, clip.end_s, self.info, self._timeline())
-        args = cuts.clip_command(self.info, start_s, end_s, stream_copy=False)
-        path = cuts.run_ffmpeg(args, folder / clip_name(clip, self.suffix), self.info.path)
-        check_written(path, self._expected([(start_s, end_s)]), self.info.path)
+        target, expected = folder / clip_name(clip, self.suffix), self._expected([(start_s, end_s)])
+        parts = smart_cut.parts_or_whole(start_s, end_s, self._timeline()) if self._smart_cut_ok() else None
+        path = self._smart_cut_clip(parts, target, expected, clip.rank) if parts else None
+        if path is None:
+            path = cuts.run_ffmpeg(cuts.clip_command(self.info, start_s, end_s, stream_copy=False), target,
+                                   self.info.path)
+        check_written(path, expected, self.info.path)
         return clip, path
+
+    def _smart_cut_clip(self, parts: list[smart_cut.Part], target: Path, expected: Expected, rank: int) -> Path | None:
+        """The clip written by smart cut; None (with a note) when its parts did not come out joinable."""
+        try:
+            path = smart_cut.write_clip(self.info, parts, target, target.parent / f".parts-{rank:02d}")
+        except smart_cut.PartMismatchError as error:
+            self.notes.append(f"clip {rank} re-encoded in full: {error}")
+            return None
+        if any(part.copy for part in parts):  # copied frames were not decoded while cutting
+            check_decodes(path, expected, self.info.path)
+        self.smart_cut_ranks.add(rank)
+        return path
+
+    def _smart_cut_ok(self) -> bool:
+        """Whether clips can be smart-cut (decided once per source; a note says why not)."""
+        if self.smart_cut_reason is None:
+            self.smart_cut_reason = smart_cut.fallback_reason(self.info, self._timeline()) or ""
+            if self.smart_cut_reason:
+                self.notes.append(f"clips are re-encoded in full (no smart cut: {self.smart_cut_reason})")
+        return not self.smart_cut_reason
 
     def _copy_clip(self, clip: ClipEntry, folder: Path) -> tuple[ClipEntry, Path]:
         """Copy from the keyframe `clip` starts on; the clip's end becomes what was really written."""
@@ -310,6 +338,9 @@ class _MediaJob:
             list_file = write_text(self.staging / "reel.concat", cuts.concat_list([parts[c.rank] for c in ordered]))
             args = cuts.concat_copy_command(list_file)
             spans_s, joins = [(c.start_s, c.end_s) for c in ordered], len(ordered)
+        elif self._reel_joins_clips(ordered, parts) and self._joined_reel(ordered, parts, target):
+            self.progress("render reel", 1.0)
+            return target
         else:
             spans_s = _union([cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered])
             graph = cuts.reel_graph(self.info, spans_s, self._timeline())
@@ -318,6 +349,32 @@ class _MediaJob:
         check_written(target, self._expected(spans_s, joins), self.info.path)
         self.progress("render reel", 1.0)
         return target
+
+    def _reel_joins_clips(self, ordered: list[ClipEntry], parts: dict[int, Path]) -> bool:
+        """The reel can join the written clips when all were smart-cut (so they carry their parameter sets
+        in-band) and none overlaps the next (overlaps appear in the reel once, so it is cut from the source)."""
+        spans_s = [cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered]
+        all_smart = all(c.rank in self.smart_cut_ranks and c.rank in parts for c in ordered)
+        gap_ok = all(a[1] <= b[0] + smart_cut.TIME_EPS_S for a, b in zip(spans_s, spans_s[1:], strict=False))
+        return all_smart and gap_ok
+
+    def _joined_reel(self, ordered: list[ClipEntry], parts: dict[int, Path], target: Path) -> bool:
+        """The reel as the written clips end to end (video copied, audio trimmed from the source); False (with a
+        note) when the join fails or does not hold the clips' frames, so the reel is cut from the source instead."""
+        spans_s = [cuts.snapped_span(c.start_s, c.end_s, self.info, self._timeline()) for c in ordered]
+        paths = [parts[c.rank] for c in ordered]
+        listing = smart_cut.concat_list_timed([(p, b - a) for p, (a, b) in zip(paths, spans_s, strict=True)])
+        list_file = write_text(self.staging / "reel.concat", listing)
+        graph = write_text(self.staging / "reel.filtergraph", smart_cut.reel_audio_graph(spans_s)) \
+            if self.info.has_audio else None
+        try:
+            cuts.run_ffmpeg(smart_cut.reel_join_command(self.info, list_file, graph), target, self.info.path)
+            check_written(target, self._expected(spans_s, len(spans_s)), self.info.path)
+        except (cuts.RenderError, ShortDecodeError) as error:
+            self.notes.append(f"the reel is re-encoded from the source (joining the clips failed: {error.reason})")
+            target.unlink(missing_ok=True)
+            return False
+        return True
 
 
 def _union(spans_s: list[tuple[float, float]]) -> list[tuple[float, float]]:

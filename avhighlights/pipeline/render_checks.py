@@ -120,6 +120,25 @@ def measure_written(path: Path) -> dict[str, StreamMeasure]:
                                 sum(d for _, d in r), max(d for _, d in r)) for kind, r in rows.items()}
 
 
+def decoded_frames(path: Path) -> int:
+    """How many video frames of the file at `path` decode (the whole file is decoded, nothing is written)."""
+    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-nostats", "-i", safe_media_arg(path), "-map", "0:v:0",
+           "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-"]
+    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    counts = [line.split("=", 1)[1] for line in result.stdout.splitlines() if line.startswith("frame=")]
+    return int(counts[-1]) if counts and counts[-1].strip().isdigit() else 0
+
+
+def check_decodes(path: Path, expected: Expected, source: Path) -> None:
+    """Raise ShortDecodeError unless the file at `path` decodes to the expected number of frames (copied
+    frames are never decoded while cutting, so a damaged source range is only found here)."""
+    n_frames = decoded_frames(path)
+    if n_frames < expected.n_frames - expected.missing_frames_ok:
+        raise ShortDecodeError(source, f"{path.name} [{expected.start_s:.2f}, {expected.end_s:.2f}): decoded "
+                                       f"{n_frames} frames, the source has {expected.n_frames} there "
+                                       "(damaged or truncated?)")
+
+
 def _seconds(value: object) -> float | None:
     try:
         return float(value)  # type: ignore[arg-type]
