@@ -12,15 +12,19 @@ results.md under --out.
 
 --lengths takes SECONDS[@WxH[@FPS]] items (e.g. 60,600,3600@640x360@25). --quick: 20-s and 60-s inputs, two
 extractors, about 3 minutes on an idle 2-core machine. Synthetic inputs are cached under --work.
+--merge OTHER/results.json (repeatable) adds the inputs measured by other runs on the same machine (e.g. the 60-min
+one run on its own) to this run's tables; with --merge and no --lengths nothing new is measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -152,8 +156,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "avhighlights" / "bench-speed")
     parser.add_argument("--weights-dir", type=Path, default=SHARED_WEIGHTS)
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="limit for any one process")
+    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="RESULTS_JSON",
+                        help="results.json of another run on this machine whose inputs join this run's tables")
     args = parser.parse_args(argv)
-    args.lengths = args.lengths or (QUICK_LENGTHS if args.quick else "60,600,3600")
+    default_lengths = "" if args.merge else QUICK_LENGTHS if args.quick else "60,600,3600"
+    args.lengths = default_lengths if args.lengths is None else args.lengths
     args.extractors = args.extractors or (QUICK_EXTRACTORS if args.quick else "all")
     return args
 
@@ -166,6 +173,19 @@ def selected_stages(text: str) -> list[Stage]:
     if unknown:
         raise SystemExit(f"unknown stage(s): {', '.join(sorted(unknown))}")
     return [s for s in STAGES if s.name in wanted]
+
+
+def merge_runs(doc: dict, others: list[Path]) -> None:
+    """Add the inputs (and, where this run has none, the extractor and import tables) of other runs' results."""
+    for path in others:
+        other = json.loads(path.read_text())
+        doc.setdefault("merged_from", []).append({k: other.get(k) for k in ("command", "started_utc", "finished_utc",
+                                                                           "machine")} | {"file": str(path)})
+        measured = {e["input"] for e in doc["per_input"]}
+        doc["per_input"] += [e for e in other.get("per_input", []) if e["input"] not in measured]
+        for key in ("extractors", "imports"):
+            doc[key] = doc.get(key) or other.get(key)
+    doc["per_input"].sort(key=lambda e: e["length_s"])
 
 
 def write_results(doc: dict, stages: list[Stage], out: Path, finished: bool) -> None:
@@ -183,6 +203,7 @@ def write_results(doc: dict, stages: list[Stage], out: Path, finished: bool) -> 
 
 
 def main(argv: list[str] | None = None) -> dict:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through measure(), which kills its child
     args = parse_args(argv)
     stages = selected_stages(args.stages)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -204,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
         if names and last_within_cap:
             doc["extractors"] = bench_extractors(names, spec, video, args)
         write_results(doc, stages, args.out, finished=False)  # a long run keeps what it has measured
+    merge_runs(doc, args.merge)
     write_results(doc, stages, args.out, finished=True)
     return doc
 

@@ -52,7 +52,7 @@ def parse_inputs(lengths: str, sizes: str, fps: int) -> list[InputSpec]:
     """`lengths` is comma-separated `SECONDS[@WxH[@FPS]]` (e.g. `60,600,3600@640x360@25`): a length without its
     own size is made at every one of `sizes` (comma-separated `WxH`) and `fps`."""
     specs = []
-    for token in lengths.split(","):
+    for token in filter(None, (t.strip() for t in lengths.split(","))):
         seconds, *own = token.strip().split("@")
         if own:
             width, height = parse_size(own[0])

@@ -80,7 +80,13 @@ def measure(command: Sequence[str], env: Mapping[str, str] | None = None, cwd: s
         timer = threading.Timer(timeout_s, _kill_session, args=(process.pid,)) if timeout_s else None
         if timer:
             timer.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        try:
+            _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted (Ctrl-C, SIGTERM): the child's session must not outlive the benchmark
+            _kill_session(process.pid)
+            os.waitpid(process.pid, 0)
+            process.returncode = -9
+            raise
         wall_s = time.perf_counter() - t0
         if timer:
             timer.cancel()

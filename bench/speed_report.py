@@ -94,7 +94,13 @@ def markdown(doc: dict, stage_notes: dict[str, str]) -> str:
              f"{doc['rounds']} round(s); every figure is one whole process.", "",
              "## Machine", "", f"- CPU: {m['cpu']} ({m['cores']} logical cores); {m['platform']}",
              f"- load average (1, 5, 15 min) at start {m['load_avg_start']}, at end {m['load_avg_end']}",
-             f"- GPU: {m['gpu']}", f"- {m['ffmpeg']}; Python {m['python']}", "",
+             f"- GPU: {m['gpu']}", f"- {m['ffmpeg']}; Python {m['python']}"]
+    for other in doc.get("merged_from", []):
+        om = other["machine"] or {}
+        lines.append(f"- merged from `{other['file']}`: `{other['command']}`, {other['started_utc']} to "
+                     f"{other['finished_utc']}, load average at start {om.get('load_avg_start')}, at end "
+                     f"{om.get('load_avg_end')}")
+    lines += ["",
              "## Method", "",
              "Each stage runs as its own process between two full decodes of the same file "
              "(`ffmpeg -v error -nostdin -i FILE -f null -`); its ratio is its wall time over the mean of the two "
