@@ -41,7 +41,7 @@ from speed_stages import STAGES, Stage, StageContext, run_round
 from avhighlights.core.atomic import write_json, write_text
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_WEIGHTS = REPO.parent / "shared" / "weights"
+SHARED_WEIGHTS = Path(os.environ.get("AVH_DATA_ROOT", REPO.parent / "shared" / "data")).parent / "weights"
 SCHEMA = "avhighlights/bench-speed/1"
 QUICK_LENGTHS = "20,60"
 QUICK_EXTRACTORS = "loudness,mobilenet_v1_025"
@@ -109,16 +109,21 @@ def _median(rows: list[dict], key: str) -> float:
     return round(statistics.median(r[key] for r in rows), 3)
 
 
-def bench_input(spec: InputSpec, video: Path, stages: list[Stage], args: argparse.Namespace) -> dict:
+def bench_input(spec: InputSpec, video: Path, stages: list[Stage], args: argparse.Namespace,
+                on_partial=lambda _: None) -> dict:
+    """The input's entry; `on_partial` gets the entry so far after every stage (a long input keeps its stages)."""
+    entry = {"input": spec.label, "length_s": spec.length_s, "width": spec.width, "height": spec.height,
+             "fps": spec.fps, "gop": spec.gop, "x264_preset": spec.preset, "file": str(video),
+             "bytes": video.stat().st_size}
     rounds = []
     for i in range(args.rounds):
         log(f"{spec.label}: round {i + 1}/{args.rounds}")
         with tempfile.TemporaryDirectory(dir=args.work, prefix="run-") as work:
             ctx = StageContext(video=video, work=Path(work), weights_dir=args.weights_dir)
-            rounds.append(run_round(stages, ctx, args.timeout_s, log))
-    return {"input": spec.label, "length_s": spec.length_s, "width": spec.width, "height": spec.height,
-            "fps": spec.fps, "gop": spec.gop, "x264_preset": spec.preset, "file": str(video),
-            "bytes": video.stat().st_size, **merge_rounds(rounds)}
+            rounds.append(run_round(stages, ctx, args.timeout_s, log,
+                                    on_stage=lambda r: on_partial({**entry, **merge_rounds([*rounds, r]),
+                                                                   "partial": True})))
+    return {**entry, **merge_rounds(rounds)}
 
 
 def bench_extractors(names: list[str], spec: InputSpec, video: Path, args: argparse.Namespace) -> dict:
@@ -202,10 +207,22 @@ def write_results(doc: dict, stages: list[Stage], out: Path, finished: bool) -> 
         log(f"wrote {out / 'results.json'} and results.md")
 
 
+def _keeper(doc: dict, done: list[dict], stages: list[Stage], out: Path):
+    """Writes the results with `partial` (the current input so far) after the inputs already `done`."""
+    def keep(partial: dict) -> None:
+        doc["per_input"] = [*done, partial]
+        write_results(doc, stages, out, finished=False)
+
+    return keep
+
+
 def main(argv: list[str] | None = None) -> dict:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through measure(), which kills its child
     args = parse_args(argv)
     stages = selected_stages(args.stages)
+    if not args.weights_dir.is_dir():
+        raise SystemExit(f"--weights-dir {args.weights_dir}: no such folder (the real mobilenet_v1_025 weights; "
+                         "see /work/shared/weights/*/SOURCES.md or set AVH_DATA_ROOT)")
     args.work.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     doc = {"schema": SCHEMA, "command": shlex.join(["python3", "bench/speed.py", *(argv or sys.argv[1:])]),
@@ -216,7 +233,9 @@ def main(argv: list[str] | None = None) -> dict:
     for i, spec in enumerate(specs):  # shortest first; each input made (or found in the cache) just before its turn
         log(f"input {spec.label}: {spec.key}")
         video = ensure_input(spec, args.work)
-        doc["per_input"].append(bench_input(spec, video, stages, args))
+        done = list(doc["per_input"])
+        entry = bench_input(spec, video, stages, args, on_partial=_keeper(doc, done, stages, args.out))
+        doc["per_input"] = [*done, entry]
         if i == 0 and not args.no_imports:
             log("imports of the light path (-X importtime)")
             doc["imports"] = light_path_imports(video, args.timeout_s)

@@ -67,14 +67,8 @@ def _score(ctx: StageContext, stage: str, *extra: str, store_of: str | None = No
                 *extra)
 
 
-STAGES: tuple[Stage, ...] = (
+STAGES: tuple[Stage, ...] = (  # cheapest first, so that a long input's run yields the most per hour
     Stage("decode_1fps", "ffmpeg -vf fps=1 -f null (decode, one frame a second kept)", _decode_1fps),
-    Stage("light", "score --method loudness, clips and reel written, empty store",
-          lambda c: _score(c, "light", "--method", "loudness"), quick=True),
-    Stage("render", "render highlights.json of `light` (outputs only: clips, reel, result files)",
-          lambda c: _avh("render", str(c.highlights_json("light")))),
-    Stage("render_files", "render highlights.json of `light` --no-clips --no-reel (result files only)",
-          lambda c: _avh("render", str(c.highlights_json("light")), "--no-clips", "--no-reel")),
     Stage("light_no_clips", "score --method loudness --no-clips --no-reel, empty store",
           lambda c: _score(c, "light_no_clips", "--method", "loudness", "--no-clips", "--no-reel")),
     Stage("store_hit", "the same again on the store `light_no_clips` filled (no decoding)",
@@ -83,6 +77,12 @@ STAGES: tuple[Stage, ...] = (
     Stage("visual_1fps", "score --method feature_norm (mobilenet_v1_025, real weights) --no-clips --no-reel, "
           "empty store", lambda c: _score(c, "visual_1fps", "--method", "feature_norm", "--weights-dir",
                                           str(c.weights_dir), "--no-clips", "--no-reel")),
+    Stage("light", "score --method loudness, clips and reel written, empty store",
+          lambda c: _score(c, "light", "--method", "loudness"), quick=True),
+    Stage("render_files", "render highlights.json of `light` --no-clips --no-reel (result files only)",
+          lambda c: _avh("render", str(c.highlights_json("light")), "--no-clips", "--no-reel")),
+    Stage("render", "render highlights.json of `light` (outputs only: clips, reel, result files)",
+          lambda c: _avh("render", str(c.highlights_json("light")))),
 )
 
 
@@ -94,8 +94,10 @@ def stage_env() -> dict[str, str]:
     return {**os.environ, "AVH_OFFLINE": "1", "PYTHONPATH": path}
 
 
-def run_round(stages: list[Stage], ctx: StageContext, timeout_s: float, log: Callable[[str], None]) -> dict:
-    """D S1 D S2 ... D for one input: the decodes and, per stage, its measurement plus the paired ratio."""
+def run_round(stages: list[Stage], ctx: StageContext, timeout_s: float, log: Callable[[str], None],
+              on_stage: Callable[[dict], None] = lambda _: None) -> dict:
+    """D S1 D S2 ... D for one input: the decodes and, per stage, its measurement plus the paired ratio;
+    `on_stage` gets the round so far after each stage."""
     env = stage_env()
     decodes = [measure(decode_full(ctx), env=env, timeout_s=timeout_s)]
     log(f"  decode_full {decodes[-1].wall_s:.2f} s")
@@ -109,6 +111,7 @@ def run_round(stages: list[Stage], ctx: StageContext, timeout_s: float, log: Cal
                             "ratio_to_full_decode": round(m.wall_s / floor_s, 3)}
         status = "" if m.exit_code == 0 else f" FAILED exit {m.exit_code}: {m.stderr_tail.strip()[-300:]}"
         log(f"  {stage.name} {m.wall_s:.2f} s = {m.wall_s / floor_s:.2f}x decode, peak {m.peak_rss_mb:.0f} MB{status}")
+        on_stage({"decode_full": summarize_decodes(decodes), "stages": rows})
     return {"decode_full": summarize_decodes(decodes), "stages": rows}
 
 
