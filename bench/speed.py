@@ -10,8 +10,9 @@ results.md under --out.
 
     python3 bench/speed.py --out bench/results/speed [--lengths 60,600,3600] [--sizes 1280x720] [--quick]
 
---lengths takes SECONDS[@WxH[@FPS]] items (e.g. 60,600,3600@640x360@25). --quick: 20-s and 60-s inputs, two
-extractors, about 3 minutes on an idle 2-core machine. Synthetic inputs are cached under --work.
+--lengths takes SECONDS[@WxH[@FPS]] items (e.g. 60,600,3600@640x360@25). --quick: 20-s and 60-s inputs at
+640x360@25, two extractors (meant to take about 3 minutes on an idle 2-core machine). Synthetic inputs are
+cached under --work.
 --merge OTHER/results.json (repeatable) adds the inputs measured by other runs on the same machine (e.g. the 60-min
 one run on its own) to this run's tables; with --merge and no --lengths nothing new is measured.
 """
@@ -43,7 +44,7 @@ from avhighlights.core.atomic import write_json, write_text
 REPO = Path(__file__).resolve().parents[1]
 SHARED_WEIGHTS = Path(os.environ.get("AVH_DATA_ROOT", REPO.parent / "shared" / "data")).parent / "weights"
 SCHEMA = "avhighlights/bench-speed/1"
-QUICK_LENGTHS = "20,60"
+QUICK_LENGTHS = "20@640x360@25,60@640x360@25"
 QUICK_EXTRACTORS = "loudness,mobilenet_v1_025"
 NO_GPU = "none: no GPU was lent to this task (CPU only; the GPU target is not measured)"
 
@@ -146,7 +147,8 @@ def _extractor_names(args: argparse.Namespace) -> list[str]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "speed")
-    parser.add_argument("--lengths", default=None, help="SECONDS[@WxH[@FPS]],... (default 60,600,3600; --quick 20,60)")
+    parser.add_argument("--lengths", default=None,
+                        help=f"SECONDS[@WxH[@FPS]],... (default 60,600,3600; --quick {QUICK_LENGTHS})")
     parser.add_argument("--sizes", default="1280x720", help="WxH,... for lengths without their own size")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help=f"lengths {QUICK_LENGTHS}, extractors {QUICK_EXTRACTORS}")
@@ -163,6 +165,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="limit for any one process")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="RESULTS_JSON",
                         help="results.json of another run on this machine whose inputs join this run's tables")
+    parser.add_argument("--notes", type=Path, default=None, help="a markdown file appended to results.md (findings)")
     args = parser.parse_args(argv)
     default_lengths = "" if args.merge else QUICK_LENGTHS if args.quick else "60,600,3600"
     args.lengths = default_lengths if args.lengths is None else args.lengths
@@ -245,6 +248,8 @@ def main(argv: list[str] | None = None) -> dict:
             doc["extractors"] = bench_extractors(names, spec, video, args)
         write_results(doc, stages, args.out, finished=False)  # a long run keeps what it has measured
     merge_runs(doc, args.merge)
+    if args.notes:
+        doc["notes"] = args.notes.read_text()
     write_results(doc, stages, args.out, finished=True)
     return doc
 

@@ -121,6 +121,8 @@ def markdown(doc: dict, stage_notes: dict[str, str]) -> str:
             lines.append(f"| {name} | {s['wall_s']} | {s['ratio_to_full_decode']} | {s['cpu_s']} | {s['peak_rss_mb']} "
                          f"| {s['peak_tree_rss_mb']} | {s['exit_code']} |")
     lines += _memory_md(doc["memory"]) + _extractors_md(doc.get("extractors")) + _imports_md(doc.get("imports"))
+    if doc.get("notes"):
+        lines += ["", doc["notes"].strip()]
     return "\n".join(lines) + "\n"
 
 
