@@ -112,7 +112,8 @@ def markdown(doc: dict, stage_notes: dict[str, str]) -> str:
               for t in doc["targets"]]
     for entry in doc["per_input"]:
         d = entry["decode_full"]
-        lines += ["", f"## {entry['input']} ({entry['bytes'] / 2**20:.1f} MiB)", "",
+        partial = " - partial: the run stopped before its remaining stages" if entry.get("partial") else ""
+        lines += ["", f"## {entry['input']} ({entry['bytes'] / 2**20:.1f} MiB){partial}", "",
                   f"Full decode: median {d['wall_s_median']} s (min {d['wall_s_min']}, max {d['wall_s_max']}, "
                   f"{d['runs']} runs; CPU {d['cpu_s_median']} s; peak {d['peak_rss_mb']} MB).", "",
                   "| stage | wall s | x full decode | CPU s | peak RSS MB | tree RSS MB | exit |",
