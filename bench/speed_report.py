@@ -104,7 +104,9 @@ def markdown(doc: dict, stage_notes: dict[str, str]) -> str:
              "## Method", "",
              "Each stage runs as its own process between two full decodes of the same file "
              "(`ffmpeg -v error -nostdin -i FILE -f null -`); its ratio is its wall time over the mean of the two "
-             "decodes beside it. Peak RSS is the kernel's figure for the largest single process of the stage's tree "
+             "decodes beside it (x decode CPU: its CPU seconds, children included, over the decodes' median CPU "
+             "seconds, which a loaded machine disturbs less). Peak RSS is the kernel's figure for the largest single "
+             "process of the stage's tree "
              "(`os.wait4`); tree RSS is the whole live tree at its largest (polled every 0.1 s).", ""]
     lines += [f"- `{name}`: {note}" for name, note in stage_notes.items()]
     lines += ["", "## Targets", "", "| input | target | limit | measured | status |", "|---|---|---|---|---|"]
@@ -116,11 +118,12 @@ def markdown(doc: dict, stage_notes: dict[str, str]) -> str:
         lines += ["", f"## {entry['input']} ({entry['bytes'] / 2**20:.1f} MiB){partial}", "",
                   f"Full decode: median {d['wall_s_median']} s (min {d['wall_s_min']}, max {d['wall_s_max']}, "
                   f"{d['runs']} runs; CPU {d['cpu_s_median']} s; peak {d['peak_rss_mb']} MB).", "",
-                  "| stage | wall s | x full decode | CPU s | peak RSS MB | tree RSS MB | exit |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| stage | wall s | x full decode | CPU s | x decode CPU | peak RSS MB | tree RSS MB | exit |",
+                  "|---|---|---|---|---|---|---|---|"]
         for name, s in entry["stages"].items():
-            lines.append(f"| {name} | {s['wall_s']} | {s['ratio_to_full_decode']} | {s['cpu_s']} | {s['peak_rss_mb']} "
-                         f"| {s['peak_tree_rss_mb']} | {s['exit_code']} |")
+            cpu_ratio = round(s["cpu_s"] / d["cpu_s_median"], 2) if d["cpu_s_median"] > 0 else "-"
+            lines.append(f"| {name} | {s['wall_s']} | {s['ratio_to_full_decode']} | {s['cpu_s']} | {cpu_ratio} "
+                         f"| {s['peak_rss_mb']} | {s['peak_tree_rss_mb']} | {s['exit_code']} |")
     lines += _memory_md(doc["memory"]) + _extractors_md(doc.get("extractors")) + _imports_md(doc.get("imports"))
     if doc.get("notes"):
         lines += ["", doc["notes"].strip()]
