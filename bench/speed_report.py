@@ -172,7 +172,7 @@ def _imports_md(imports: dict | None) -> list[str]:
                   f"importing ({r['avhighlights_self_s']} s in avhighlights' own modules). Top packages by own "
                   "import time:", "", "| package | s | first imported through |", "|---|---|---|"]
         for p in r["top_packages"]:
-            chain = " > ".join(p["avhighlights_chain"] + p["via_packages"]) or "(interpreter start-up)"
+            chain = " > ".join(p["avhighlights_chain"] + p["via_packages"]) or "(a function-level import)"
             lines.append(f"| {p['package']} | {p['self_s']} | {chain} |")
         lines.append("")
     return lines
