@@ -34,7 +34,7 @@ def _overrides(name: str, workdir: Path) -> tuple[dict, str]:
     from avhighlights.extractors import EXTRACTORS
 
     fields = set(EXTRACTORS.get(name).Config.__dataclass_fields__)
-    extra = _synthetic_pca(workdir) if "pca_path" in fields else {}
+    extra = synthetic_pca(workdir) if "pca_path" in fields else {}
     note = " + synthetic PCA (same cost)" if extra else ""
     real = REAL_WEIGHTS.get(name)
     if real is not None and real.is_file() and "weights_path" in fields:
@@ -44,7 +44,7 @@ def _overrides(name: str, workdir: Path) -> tuple[dict, str]:
     return extra, "none needed" + note
 
 
-def _synthetic_pca(workdir: Path) -> dict:
+def synthetic_pca(workdir: Path) -> dict:
     """A valid 2048 -> 1024 PCA artifact (zero mean, identity columns, unit eigenvalues): the same arithmetic as
     a fitted one, for extractors that need `pca_path`."""
     import numpy as np

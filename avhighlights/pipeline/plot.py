@@ -5,32 +5,42 @@ The curve is a step plot over the 1-s steps with no drop to a baseline at its en
 from the data (a flat curve is drawn flat at its value and says "flat scores"). The legend sits above
 the axes, outside the data. The figure is a plain `matplotlib.figure.Figure`, not a pyplot one: pyplot
 keeps global state (the list of open figures) that is not thread-safe, and `reprocess` draws the plots of
-many videos in parallel threads.
+many videos in parallel threads. matplotlib is imported on the first plot, not with this module, so runs that
+write no scores.png (and every module that imports this one) do not pay for it.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from avhighlights.core.atomic import write_bytes  # noqa: E402
-from avhighlights.pipeline.report_facts import is_flat, threshold_score, video_name  # noqa: E402
-from avhighlights.pipeline.results import HighlightsDoc  # noqa: E402
+from avhighlights.core.atomic import write_bytes
+from avhighlights.pipeline.report_facts import is_flat, threshold_score, video_name
+from avhighlights.pipeline.results import HighlightsDoc
 
 FIGSIZE_IN = (16.0, 5.0)
 DPI = 100
 CURVE_COLOR, CLIP_COLOR, THRESHOLD_COLOR = "#1f5fa8", "#f5a623", "#c0392b"
 
 
+@functools.cache
+def _matplotlib():
+    """matplotlib's `Figure` and `Patch`, imported on first use with the Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    return Figure, Patch
+
+
 def plot_png(doc: HighlightsDoc) -> bytes:
     """The plot as PNG bytes."""
+    Figure, _ = _matplotlib()
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
     _draw(fig.subplots(), doc)
     buffer = io.BytesIO()
@@ -55,6 +65,7 @@ def _draw(ax, doc: HighlightsDoc) -> None:
         ax.annotate(f"#{clip.rank}", ((clip.start_s + clip.end_s) / 2, 0.97), xycoords=("data", "axes fraction"),
                     ha="center", va="top", fontsize=11, fontweight="bold", color="#7a4a00")
     if doc.clips:
+        _, Patch = _matplotlib()
         handles.append(Patch(color=CLIP_COLOR, alpha=0.5, label=f"selected clips ({len(doc.clips)})"))
     threshold = threshold_score(doc) if len(scores) else None
     if threshold is not None:
