@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from avhighlights.core.overrides import parse_overrides, parse_pairs  # noqa: F401  (re-exported)
 
@@ -78,12 +77,3 @@ def add_score_fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--refit-growth", type=float, default=0.2,
                        help="refit when the videos grew by more than this fraction beyond the nearest cached fit "
                             "(default 0.2 = 20%%); below it the nearest fit scores and fit.json says so")
-
-
-def score_spec_options(args: argparse.Namespace) -> dict[str, Any]:
-    """ScorerSpec keyword arguments from the `score` options added by `add_score_fit_arguments`."""
-    from avhighlights.pipeline.fit_cache import AutoFit
-
-    auto = AutoFit(library=tuple(args.library), seed=args.seed, refit=args.refit, refit_growth=args.refit_growth)
-    return {"binding_overrides": parse_pairs(args.bind, "--bind"), "method_overrides": parse_overrides(args.overrides),
-            "auto_fit": auto}
