@@ -98,14 +98,6 @@ class RunConfig:
         return _build(cls, data or {}, scorer=ScorerSpec.from_dict, render=RenderOptions.from_dict,
                       selection=lambda v: _build(SelectionConfig, v))
 
-    def with_scorer(self, **changes: Any) -> RunConfig:
-        """This config with some ScorerSpec fields replaced."""
-        return RunConfig(_replace(self.scorer, changes), self.selection, self.render, self.store)
-
-
-def _replace(spec: ScorerSpec, changes: Mapping[str, Any]) -> ScorerSpec:
-    return ScorerSpec(**{**{f.name: getattr(spec, f.name) for f in fields(spec)}, **changes})
-
 
 def _build(cls, data: Mapping[str, Any], **convert):
     """`cls(**data)` with `convert[name]` applied to the given fields; unknown keys -> ConfigError."""
