@@ -126,7 +126,8 @@ def extract_task(info: dict[str, Any], extractor: str, config: dict[str, Any]) -
 def score_task(info: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     """Scores per second from the stored features (an entry lost since extraction is recomputed)."""
     run, video, stats = RunConfig.from_dict(config), VideoInfo.from_json(info), ExtractionStats()
-    curve = score_video(create_scorer(run.scorer), video, open_store(run.store), stats=stats)
+    scorer = create_scorer(run.scorer, notify=get_run_logger().info)  # names a default zoo model
+    curve = score_video(scorer, video, open_store(run.store), stats=stats)
     return {**curve_to_json(curve), "recomputed": list(stats.misses)}
 
 

@@ -105,16 +105,16 @@ def run_videos(videos: Sequence[str | Path], config: RunConfig, out_dir: str | P
     (a problem every video shares, such as a bad method or checkpoint, still raises)."""
     progress = progress or null_progress
     infos, rows = _probe_each(videos, progress, keep_going)
-    store = StoreRef(config.store)
+    store = StoreRef(config.store)  # opened once: by an on-the-fly fit, else here, before any output
     scorer = create_scorer(config.scorer, list(infos.values()), store, progress, notify) if infos else None
-    out_root, taken = prepare_output_dir(out_dir), set()
+    feature_store, out_root, taken = store(), prepare_output_dir(out_dir), set()
     results: list[RunResult] = []
     t_start, n_scored = time.monotonic(), 0
     for i, video in enumerate(videos):
         if i in infos:
             t0 = time.monotonic()
             try:
-                result = _score_and_write(infos[i], scorer, store(), video_out_dir(out_root, infos[i], taken),
+                result = _score_and_write(infos[i], scorer, feature_store, video_out_dir(out_root, infos[i], taken),
                                           config, progress)
             except Exception as exc:  # one video's failure, whatever it is, must not stop the batch
                 if not keep_going:
