@@ -36,7 +36,7 @@ def build_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=None, help="feature store folder or fsspec URL (default $AVH_FEATURE_STORE or "
                                                  "~/.cache/avhighlights/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
-    p.add_argument("--device", default=None, help="torch device for extractors (default: cuda if present)")
+    p.add_argument("--device", default=None, help="torch device of extractors and method (default: cuda if present)")
     add_weights_dir_argument(p)
     add_progress(p)
     p.set_defaults(handler=cmd_fit)
