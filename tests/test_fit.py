@@ -99,7 +99,8 @@ def test_a_bad_video_fails_before_any_work_naming_the_file(tiny_videos, tmp_path
     assert not (tmp_path / "out").exists() and not store.exists()
 
 
-def test_supervised_methods_keep_needing_a_checkpoint():
+def test_supervised_methods_keep_needing_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVH_ZOO_DIR", str(tmp_path))  # an empty zoo: no default model to fall back on
     with pytest.raises(ConfigError, match="must be trained first"):
         prepare_scorer(ScorerSpec(method="joint_va", binding_overrides=BINDING, auto_fit=AutoFit()))
     with pytest.raises(ConfigError, match="must be trained first"):

@@ -41,7 +41,7 @@ def test_flow_writes_clips_and_second_method_reuses_features(prefect_server, syn
     from avhighlights.flows.extract_and_score import extract_and_score
 
     store, out = str(tmp_path / "store"), tmp_path / "out"
-    first = extract_and_score(str(synthetic_video), "loudness", out_dir=str(out), store=store)
+    first = extract_and_score(str(synthetic_video), {"scorer": {"method": "loudness"}, "store": store}, str(out))
     assert first["cache_misses"] == ["loudness"] and first["n_clips"] >= 1
     assert first["n_clips"] == len(first["clips"]) and all(Path(c["path"]).is_file() for c in first["clips"])
     doc = json.loads(Path(first["results_json"]).read_text())
@@ -49,13 +49,12 @@ def test_flow_writes_clips_and_second_method_reuses_features(prefect_server, syn
     assert {role: src["name"] for role, src in doc["extractors"].items()} == {"loudness": "loudness"}  # via tasks
     assert (out / synthetic_video.stem / "report.html").is_file() and "report.html" in (out / "index.html").read_text()
     checkpoint = tiny_checkpoint(tmp_path / "jva.safetensors")
-    second = extract_and_score(str(synthetic_video), checkpoint=str(checkpoint), out_dir=str(tmp_path / "out2"),
-                               store=store)
+    with_checkpoint = {"scorer": {"checkpoint": str(checkpoint)}, "store": store}
+    second = extract_and_score(str(synthetic_video), with_checkpoint, out_dir=str(tmp_path / "out2"))
     assert second["cache_hits"] == {"loudness": True, "logmel": False} and second["method"] == "joint_va"
     recorded = json.loads(Path(second["results_json"]).read_text())["extractors"]
     assert sorted(src["name"] for src in recorded.values()) == ["logmel", "loudness"]  # the checkpoint's binding
-    again = extract_and_score(str(synthetic_video), checkpoint=str(checkpoint), out_dir=str(tmp_path / "out2"),
-                              store=store)
+    again = extract_and_score(str(synthetic_video), with_checkpoint, out_dir=str(tmp_path / "out2"))
     assert again["cache_misses"] == [] and again["feature_keys"] == second["feature_keys"]
     assert sorted(FeatureStore(store).keys()) == sorted(second["feature_keys"].values())
 
@@ -72,11 +71,11 @@ def test_corrupt_cache_entry_is_recomputed(prefect_server, synthetic_video, tmp_
     from avhighlights.flows.extract_and_score import extract_and_score
 
     store = str(tmp_path / "store")
-    first = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out"), store=store)
+    first = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out"))
     key = first["feature_keys"]["loudness"]
     features = tmp_path / "store" / key[:2] / key / "features.npy"
     features.write_bytes(features.read_bytes()[:-8] + b"garbage!")
-    second = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out"), store=store)
+    second = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out"))
     assert second["cache_misses"] == ["loudness"] and second["feature_keys"]["loudness"] == key
     assert FeatureStore(store).verify().corrupt == [] and second["clips"] == first["clips"]
 
@@ -86,7 +85,7 @@ def test_media_error_fails_fast_without_retries(prefect_server, tmp_path):
 
     bogus = tmp_path / "not a video.mp4"
     bogus.write_text("just text")
-    state = extract_and_score(str(bogus), out_dir=str(tmp_path / "out"), store=str(tmp_path / "s"),
+    state = extract_and_score(str(bogus), {"store": str(tmp_path / "s")}, out_dir=str(tmp_path / "out"),
                               return_state=True)
     assert state.is_failed()
     with pytest.raises(MediaError, match="not a video.mp4"):
@@ -116,8 +115,8 @@ def test_task_timeout_is_enforced(prefect_server, synthetic_video, tmp_path, mon
 
     monkeypatch.setenv("AVH_TIMEOUT_EXTRACT_S", "0.02")
     t0 = time.monotonic()
-    state = extract_and_score(str(synthetic_video), "loudness", out_dir=str(tmp_path / "out"),
-                              store=str(tmp_path / "store"), return_state=True)
+    config = {"scorer": {"method": "loudness"}, "store": str(tmp_path / "store")}
+    state = extract_and_score(str(synthetic_video), config, out_dir=str(tmp_path / "out"), return_state=True)
     assert state.is_failed() and time.monotonic() - t0 < 30
     extract = [r for r in _task_runs(state.state_details.flow_run_id) if r.name == "extract-loudness"]
     assert len(extract) == 1 and extract[0].state.name == "TimedOut" and extract[0].run_count == 1
@@ -131,7 +130,7 @@ def test_run_report_and_progress_artifacts(prefect_server, synthetic_video, tmp_
 
     from avhighlights.flows.extract_and_score import extract_and_score
 
-    state = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out"), store=str(tmp_path / "store"),
+    state = extract_and_score(str(synthetic_video), {"store": str(tmp_path / "store")}, out_dir=str(tmp_path / "out"),
                               return_state=True)
     summary = state.result()
     with get_client(sync_client=True) as client:
@@ -169,19 +168,20 @@ def test_flow_fits_an_unsupervised_method_on_the_fly_and_reuses_the_fit(prefect_
     from avhighlights.flows.extract_and_score import extract_and_score
 
     monkeypatch.setenv("AVH_CACHE_DIR", str(tmp_path / "cache"))
-    common = {"method": "recurrence", "bind": BINDING, "library": [str(tiny_videos[0].parent)],
-              "method_overrides": TINY_RECURRENCE, "store": str(tmp_path / "store")}
-    first = extract_and_score(str(tiny_videos[4]), out_dir=str(tmp_path / "o1"), **common)
+    scorer = {"method": "recurrence", "binding_overrides": BINDING, "method_overrides": TINY_RECURRENCE,
+              "auto_fit": {"library": [str(tiny_videos[0].parent)]}}
+    common = {"scorer": scorer, "store": str(tmp_path / "store")}
+    first = extract_and_score(str(tiny_videos[4]), common, out_dir=str(tmp_path / "o1"))
     assert first["fit"]["status"] == "fitted" and first["fit"]["n_fitted"] == 4  # the video + 3 library videos
     assert first["method"] == "recurrence" and first["checkpoint"] == first["fit"]["checkpoint"]
     assert json.loads((Path(first["out_dir"]) / "fit.json").read_text()) == first["fit"]
     assert first["n_clips"] >= 1 and set(first["cache_hits"]) == set(BINDING.values())
-    again = extract_and_score(str(tiny_videos[1]), out_dir=str(tmp_path / "o2"), **common)
+    again = extract_and_score(str(tiny_videos[1]), common, out_dir=str(tmp_path / "o2"))
     assert again["fit"]["status"] == "subset" and again["checkpoint"] == first["checkpoint"]
     assert again["cache_misses"] == []  # the library's features were stored by the first fit
-    for bad in ({"method": "joint_va"}, {"bind": {"nosuchrole": "logmel"}}):
-        state = extract_and_score(str(tiny_videos[4]), out_dir=str(tmp_path / "o3"), return_state=True,
-                                  **{**common, **bad})
+    for bad in ({"method": "joint_va"}, {"binding_overrides": {"nosuchrole": "logmel"}}):
+        state = extract_and_score(str(tiny_videos[4]), {**common, "scorer": {**scorer, **bad}},
+                                  out_dir=str(tmp_path / "o3"), return_state=True)
         assert state.is_failed()
         with pytest.raises(ConfigError):
             state.result()

@@ -110,7 +110,8 @@ def test_served_deployment_round_trip(prefect_server, synthetic_video, tmp_path)
         assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
         out = tmp_path / "out"
         done = prefect_cli("deployment", "run", DEPLOYMENT, "--param", f"video={synthetic_video}",
-                           "--param", f"out_dir={out}", "--param", "top_ratio=0.3", "--watch", timeout_s=240)
+                           "--param", f"out_dir={out}", "--param", 'config={"selection": {"top_ratio": 0.3}}',
+                           "--watch", timeout_s=240)
         assert "completed" in done.stdout.lower(), done.stdout
     finally:
         stop(server)
@@ -124,7 +125,8 @@ def test_two_process_workers_share_one_pool(process_pool, synthetic_video, tmp_p
     store = tmp_path / "store"
     workers = [_worker(f"w{i}", tmp_path / f"w{i}.log", store) for i in (1, 2)]
     try:
-        runs = [_submit({"video": str(synthetic_video), "out_dir": str(tmp_path / f"out{i}"), "stream_copy": True})
+        runs = [_submit({"video": str(synthetic_video), "out_dir": str(tmp_path / f"out{i}"),
+                         "config": {"render": {"stream_copy": True}}})
                 for i in range(4)]
         finished = _wait_final(runs, 240)
     finally:
@@ -146,7 +148,8 @@ def test_worker_killed_mid_run_rerun_reuses_finished_features(process_pool, synt
     sha = content_sha256(synthetic_video)
     feature_store = FeatureStore(store)
     logmel_key = feature_store.key_for(sha, create_extractor("logmel"))
-    params = {"video": str(synthetic_video), "checkpoint": str(checkpoint), "out_dir": str(tmp_path / "out")}
+    params = {"video": str(synthetic_video), "config": {"scorer": {"checkpoint": str(checkpoint)}},
+              "out_dir": str(tmp_path / "out")}
     key = feature_store.key_for(sha, create_extractor("loudness"))
     loudness_lock = store / key[:2] / f"{key}.lock"
     loudness_lock.parent.mkdir(parents=True, exist_ok=True)
@@ -223,7 +226,7 @@ def test_server_restart_keeps_queued_runs(synthetic_video, tmp_path):
         cli("--no-prompt", "deploy", "--name", "extract-and-score")
         for i in range(2):
             cli("deployment", "run", DEPLOYMENT, "--param", f"video={synthetic_video}",
-                "--param", f"out_dir={tmp_path / f'out{i}'}", "--param", "stream_copy=true")
+                "--param", f"out_dir={tmp_path / f'out{i}'}", "--param", 'config={"render": {"stream_copy": true}}')
         queued = _run_states(api_url)
         assert len(queued) == 2 and set(queued.values()) == {"SCHEDULED"}
     finally:

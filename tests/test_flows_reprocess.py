@@ -39,7 +39,8 @@ def test_reprocess_is_resumable_isolates_failures_and_evaluates(prefect_server, 
     from avhighlights.flows.reprocess import SUMMARY_NAME, reprocess_dataset
 
     out, store = tmp_path / "out", str(tmp_path / "store")
-    first = reprocess_dataset(str(dataset), str(out), store=store, stream_copy=True)
+    config = {"store": store, "render": {"stream_copy": True}}
+    first = reprocess_dataset(str(dataset), str(out), config)
     rows = {r["video"]: r for r in first["videos"]}
     assert (first["done"], first["failed"], first["skipped"]) == (2, 1, 0)
     assert rows["broken.mp4"]["status"] == "failed" and "broken.mp4" in rows["broken.mp4"]["error"]
@@ -47,7 +48,7 @@ def test_reprocess_is_resumable_isolates_failures_and_evaluates(prefect_server, 
     assert "map50" not in rows["sub/b.mp4"] and set(first["mean_metrics"]) >= {"map50", "rho"}
     assert any((out / "sub" / "b").glob("clip_*.mp4")) and (out / "a" / "highlights.json").is_file()
     assert json.loads((out / SUMMARY_NAME).read_text())["failed"] == 1
-    second = reprocess_dataset(str(dataset), str(out), store=store, stream_copy=True)
+    second = reprocess_dataset(str(dataset), str(out), config)
     again = {r["video"]: r for r in second["videos"]}
     assert (second["done"], second["skipped"], second["failed"]) == (0, 2, 1)
     assert again["a.mp4"]["map50"] == rows["a.mp4"]["map50"] and again["a.mp4"]["computed_features"] == ""
@@ -62,14 +63,14 @@ def test_reprocess_fits_an_unsupervised_method_once_for_the_batch(prefect_server
     from avhighlights.flows.reprocess import reprocess_dataset
 
     monkeypatch.setenv("AVH_CACHE_DIR", str(tmp_path / "cache"))
-    kwargs = {"method": "recurrence", "bind": BINDING, "method_overrides": TINY_RECURRENCE,
-              "store": str(tmp_path / "store"), "stream_copy": True}
-    first = reprocess_dataset(str(dataset), str(tmp_path / "out"), **kwargs)
+    config = {"scorer": {"method": "recurrence", "binding_overrides": BINDING, "method_overrides": TINY_RECURRENCE},
+              "store": str(tmp_path / "store"), "render": {"stream_copy": True}}
+    first = reprocess_dataset(str(dataset), str(tmp_path / "out"), config)
     assert (first["done"], first["failed"]) == (2, 1) and first["fit"]["n_fitted"] == 2
     assert first["checkpoint"] == first["fit"]["checkpoint"] and first["fit"]["status"] == "fitted"
     doc = json.loads((tmp_path / "out" / "a" / "highlights.json").read_text())
     assert doc["method"] == "recurrence" and doc["checkpoint"] == first["checkpoint"]
-    second = reprocess_dataset(str(dataset), str(tmp_path / "out"), **kwargs)
+    second = reprocess_dataset(str(dataset), str(tmp_path / "out"), config)
     assert second["fit"]["status"] == "cached" and (second["skipped"], second["failed"]) == (2, 1)
 
 
@@ -79,9 +80,10 @@ def test_reprocess_changed_selection_recomputes_results_not_features(prefect_ser
     manifest = tmp_path / "list.txt"
     manifest.write_text(f"# two of the videos\n{dataset / 'a.mp4'}\n{dataset / 'sub' / 'b.mp4'}\n")
     out, store = tmp_path / "out", str(tmp_path / "store")
-    first = reprocess_dataset(str(manifest), str(out), store=store, evaluate=False, stream_copy=True)
+    config = {"store": store, "render": {"stream_copy": True}}
+    first = reprocess_dataset(str(manifest), str(out), config, evaluate=False)
     assert first["done"] == 2 and first["mean_metrics"] == {}
-    second = reprocess_dataset(str(manifest), str(out), store=store, top_ratio=0.2, evaluate=False, stream_copy=True)
+    second = reprocess_dataset(str(manifest), str(out), {**config, "selection": {"top_ratio": 0.2}}, evaluate=False)
     assert second["done"] == 2 and all(r["computed_features"] == "" for r in second["videos"])
 
 
@@ -91,8 +93,8 @@ def test_reprocess_on_local_two_worker_dask_cluster(prefect_server, dataset, tmp
 
     shutil.move(dataset / "broken.mp4", tmp_path / "broken.mp4")
     remux(dataset / "a.mp4", dataset / "c.mp4", "c")
-    summary = reprocess_dataset(str(dataset), str(tmp_path / "out"), store=str(tmp_path / "store"),
-                                stream_copy=True, dask_workers=2)
+    summary = reprocess_dataset(str(dataset), str(tmp_path / "out"),
+                                {"store": str(tmp_path / "store"), "render": {"stream_copy": True}}, dask_workers=2)
     assert summary["done"] == 3 and summary["failed"] == 0
     assert len({r["worker"] for r in summary["videos"]}) == 2  # both Dask worker processes took videos
 
@@ -113,8 +115,8 @@ def test_feature_store_on_s3_through_the_flow(prefect_server, synthetic_video, t
         s3fs.S3FileSystem.clear_instance_cache()
         s3fs.S3FileSystem().mkdir("features-bucket")
         store = "s3://features-bucket/avh/features"
-        first = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out"), store=store)
-        second = extract_and_score(str(synthetic_video), out_dir=str(tmp_path / "out2"), store=store)
+        first = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out"))
+        second = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out2"))
         assert first["cache_misses"] == ["loudness"] and second["cache_hits"] == {"loudness": True}
         remote = FeatureStore(store)
         assert list(remote.keys()) == [first["feature_keys"]["loudness"]] and remote.verify().corrupt == []

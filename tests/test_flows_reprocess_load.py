@@ -87,8 +87,8 @@ def _load(dataset: Path, n_distinct: int, n_copies: int, tmp_path: Path, monkeyp
 
     n_videos, log, store = n_distinct + n_copies, tmp_path / "computations.log", str(tmp_path / "store")
     monkeypatch.setenv(COUNT_LOG_ENV, str(log))
-    kwargs = {"store": store, "bind": {"loudness": COUNTING}, "evaluate": False, "write_clips": False,
-              "write_reel": False}
+    kwargs = {"config": {"store": store, "scorer": {"binding_overrides": {"loudness": COUNTING}},
+                         "render": {"write_clips": False, "write_reel": False}}, "evaluate": False}
     first = reprocess_dataset(str(dataset), str(tmp_path / "out"), **kwargs)
     assert (first["done"], first["skipped"], first["failed"]) == (n_videos, 0, 0)
     _assert_intact(first, dataset, tmp_path / "out", n_videos)
@@ -128,8 +128,9 @@ def test_a_few_videos_with_clips_and_reel_share_the_store(prefect_server, small_
     manifest = tmp_path / "three.txt"
     manifest.write_text("".join(f"{load_dataset / n}\n" for n in names))
     out = tmp_path / "out"
-    summary = reprocess_dataset(str(manifest), str(out), store=str(tmp_path / "store"), evaluate=False,
-                                bind={"loudness": COUNTING}, top_ratio=0.5, min_clip_s=1.0, stream_copy=True)
+    config = {"store": str(tmp_path / "store"), "scorer": {"binding_overrides": {"loudness": COUNTING}},
+              "selection": {"top_ratio": 0.5, "min_clip_s": 1.0}, "render": {"stream_copy": True}}
+    summary = reprocess_dataset(str(manifest), str(out), config, evaluate=False)
     assert summary["done"] == 3 and summary["failures"] == []
     assert sum(_computations(log).values()) == 2  # a/v01 and dup/v01 are one content
     for row in summary["videos"]:

@@ -89,6 +89,8 @@ def test_service_sends_good_files_to_the_deployment_and_quarantines_the_bad_one(
 
 def test_cli_once_submits_new_content_only(served_deployment, watch_dirs, tmp_path):
     from avhighlights.cli.main import main
+    from avhighlights.cli.run_config import run_config_from_args
+    from avhighlights.cli.watch import build_parser
     from avhighlights.flows.watch_folder import DeploymentTrigger, run_parameters
 
     video = _short_video(watch_dirs["in"] / "first.mp4", 3.0)
@@ -97,7 +99,8 @@ def test_cli_once_submits_new_content_only(served_deployment, watch_dirs, tmp_pa
     (sha, record), = ledger.contents.items()
     assert record.status == SUBMITTED and record.run_id
     # a watcher that crashed before writing the ledger would trigger again: the same run comes back
-    trigger = DeploymentTrigger(parameters=run_parameters(str(watch_dirs["out"]), "loudness", None, 0.5, "default"))
+    trigger = DeploymentTrigger(parameters=run_parameters(str(watch_dirs["out"]), run_config_from_args(
+        build_parser().parse_args(_watch_args(watch_dirs, "--once")))))
     assert trigger(video, sha, 1) == record.run_id
     shutil.copyfile(video, watch_dirs["in"] / "again.mp4")  # same content under a new name: not submitted
     assert main(["watch", *_watch_args(watch_dirs, "--once")]) == 0
@@ -117,14 +120,15 @@ def test_cli_max_iterations_runs_a_bounded_flow(served_deployment, watch_dirs, c
 
 def test_run_parameters_carry_bind_and_library_only_when_set(tmp_path):
     """`watch --bind/--library` reach every run; without them the parameters (and idempotency keys) are as before."""
+    from avhighlights.cli.run_config import run_config_from_args
     from avhighlights.cli.watch import build_parser
     from avhighlights.flows.watch_folder import run_parameters
 
-    base = run_parameters(str(tmp_path / "o"), "rasl", None, 0.5, "default")
-    assert set(base) == {"out_dir", "method", "checkpoint", "top_ratio", "store"}
-    full = run_parameters(str(tmp_path / "o"), "rasl", None, 0.5, "default", {"visual": "mobilenet_v1_025"},
-                          [str(tmp_path / "lib")])
-    assert full["bind"] == {"visual": "mobilenet_v1_025"} and full["library"] == [str((tmp_path / "lib").resolve())]
-    args = build_parser().parse_args(["--folder", "i", "--out", "o", "--quarantine", "q", "--state", "s",
-                                      "--bind", "visual=mobilenet_v1_025", "--library", "lib", "--once"])
+    base_args = ["--folder", "i", "--out", "o", "--quarantine", "q", "--state", "s", "--method", "rasl", "--once"]
+    base = run_parameters(str(tmp_path / "o"), run_config_from_args(build_parser().parse_args(base_args)))
+    assert base == {"out_dir": str((tmp_path / "o").resolve()), "config": {"scorer": {"method": "rasl"}}}
+    args = build_parser().parse_args([*base_args, "--bind", "visual=mobilenet_v1_025", "--library", "lib"])
     assert args.bind == ["visual=mobilenet_v1_025"] and args.library == ["lib"]
+    full = run_parameters(str(tmp_path / "o"), run_config_from_args(args))["config"]["scorer"]
+    assert full["binding_overrides"] == {"visual": "mobilenet_v1_025"}
+    assert full["auto_fit"]["library"] == [str(Path("lib").resolve())]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from avhighlights.core.overrides import parse_overrides, parse_pairs  # noqa: F401  (re-exported)
 
@@ -37,7 +36,7 @@ def build_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=None, help="feature store folder or fsspec URL (default $AVH_FEATURE_STORE or "
                                                  "~/.cache/avhighlights/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
-    p.add_argument("--device", default=None, help="torch device for extractors (default: cuda if present)")
+    p.add_argument("--device", default=None, help="torch device of extractors and method (default: cuda if present)")
     add_weights_dir_argument(p)
     add_progress(p)
     p.set_defaults(handler=cmd_fit)
@@ -78,12 +77,3 @@ def add_score_fit_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--refit-growth", type=float, default=0.2,
                        help="refit when the videos grew by more than this fraction beyond the nearest cached fit "
                             "(default 0.2 = 20%%); below it the nearest fit scores and fit.json says so")
-
-
-def score_spec_options(args: argparse.Namespace) -> dict[str, Any]:
-    """ScorerSpec keyword arguments from the `score` options added by `add_score_fit_arguments`."""
-    from avhighlights.pipeline.fit_cache import AutoFit
-
-    auto = AutoFit(library=tuple(args.library), seed=args.seed, refit=args.refit, refit_growth=args.refit_growth)
-    return {"binding_overrides": parse_pairs(args.bind, "--bind"), "method_overrides": parse_overrides(args.overrides),
-            "auto_fit": auto}

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 
 from avhighlights import __version__
 from avhighlights.cli.bench import build_merge_subcommand
-from avhighlights.cli.fit import add_score_fit_arguments, build_fit, score_spec_options
+from avhighlights.cli.fit import add_score_fit_arguments, build_fit
 from avhighlights.cli.options import add_progress, add_render, render_options
 from avhighlights.cli.pca import build_pca_subcommand
 from avhighlights.cli.reprocess import build_reprocess
-from avhighlights.cli.selection import add_selection_arguments, selection_from_args
+from avhighlights.cli.run_config import run_config_from_args
+from avhighlights.cli.selection import add_selection_arguments
 from avhighlights.cli.train import build_train
 from avhighlights.cli.watch import build_watch
 from avhighlights.cli.weights import add_weights_dir_argument, build_weights
@@ -52,7 +53,8 @@ def _build_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="loudness",
                    help="registered method name (see `avhighlights methods`); default: loudness")
     p.add_argument("--checkpoint", default=None,
-                   help="a trained checkpoint (.safetensors); it names its own method and extractors")
+                   help="a trained checkpoint (.safetensors), or zoo:NAME (see `avhighlights methods`); it names its "
+                        "own method and extractors (default: the method's default zoo model, if any)")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per video)")
     p.add_argument("--store", default=None,
                    help="feature store: a folder or fsspec URL such as s3://bucket/prefix "
@@ -184,13 +186,10 @@ def _format_info(data: dict) -> str:
 
 def _cmd_score(args: argparse.Namespace) -> int:
     from avhighlights.pipeline.batch import collect_videos, score_batch
-    from avhighlights.pipeline.score import ScorerSpec
 
     progress = Progress(args.progress, video=_single_video(args))
-    spec = ScorerSpec(method=args.method, checkpoint=args.checkpoint, device=args.device, **score_spec_options(args))
-    videos, selection = collect_videos(args.videos, args.manifest), selection_from_args(args)
-    report = score_batch(videos, spec, args.out, selection=selection, render=render_options(args),
-                         store=None if args.no_cache else (args.store or "default"), progress=progress,
+    config, videos = run_config_from_args(args), collect_videos(args.videos, args.manifest)
+    report = score_batch(videos, config, args.out, progress=progress, notify=progress.message,
                          on_row=lambda i, n, row, eta_s: _report_row(i, n, row, eta_s, progress))
     progress.close()
     for result in report.results:
@@ -246,12 +245,18 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 def _cmd_methods(args: argparse.Namespace) -> int:
     from avhighlights.models import METHODS
+    from avhighlights.zoo import zoo_entries
 
+    zoo = zoo_entries()
     for name in METHODS.names():
         cls = METHODS.get(name)
         kind = "trainable" if cls.trainable else "reference"
         kind += ", supervised" if cls.trainable and cls.supervised else (", unsupervised" if cls.trainable else "")
         print(f"{name:12s} {kind:26s} roles: {', '.join(cls.roles) or '-'}")
+        for entry in (e for e in zoo if e.method == name):
+            numbers = ", ".join(f"{k} {v:g}" for k, v in entry.numbers.items())
+            default = " (default)" if entry.default else ""
+            print(f"  zoo:{entry.name}{default}: {entry.summary}" + (f" [{numbers}]" if numbers else ""))
     return 0
 
 

@@ -2,8 +2,7 @@
 
 Only argparse is imported at load (Prefect is imported by the handler), so registering the sub-command
 keeps `avhighlights --help` and the other commands free of Prefect. The selection, writing and progress
-options are those of `avhighlights score` (the helpers of avhighlights/cli/main.py); the selection reaches the
-flow as the SelectionConfig that `score` builds.
+options are those of `avhighlights score`; the flow gets the RunConfig that `score` builds (cli/run_config.py).
 
 Exit codes: 0 every video written or skipped, 9 some videos failed (the others were written; the summary
 lists each failure with its file and reason), and when every video failed the code their errors share
@@ -15,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 
 DESCRIPTION = ("Score every video of a folder (searched recursively) or a manifest (.txt, one path per line, or "
                "a .json list) with the Prefect flow reprocess-dataset: one task per video, resumable (finished "
@@ -67,21 +65,16 @@ def reprocess_main(args: argparse.Namespace) -> int:
     from avhighlights.flows.prefect_env import apply_prefect_defaults
 
     apply_prefect_defaults()
-    from avhighlights.cli.options import render_options
-    from avhighlights.cli.selection import selection_from_args
-    from avhighlights.core.overrides import parse_pairs
+    from avhighlights.cli.run_config import run_config_from_args
     from avhighlights.flows.reprocess import SUMMARY_NAME, batch_exit_code, reprocess_dataset
     from avhighlights.pipeline.progress import Progress
 
     progress = Progress(args.progress)
-    render = render_options(args)
-    summary = reprocess_dataset(args.source, args.out, args.method, args.checkpoint, args.store,
-                                stream_copy=render.stream_copy, evaluate=not args.no_evaluate,
+    config = run_config_from_args(args)
+    summary = reprocess_dataset(args.source, args.out, config.to_dict(), evaluate=not args.no_evaluate,
                                 dask_address=args.dask_address, dask_workers=args.dask_workers,
-                                max_workers=args.max_workers, bind=parse_pairs(args.bind, "--bind"),
-                                library=args.library, selection=asdict(selection_from_args(args)),
-                                write_clips=render.write_clips, write_reel=render.write_reel,
-                                dask_dashboard=args.dask_dashboard, on_video=_video_progress(progress))
+                                max_workers=args.max_workers, dask_dashboard=args.dask_dashboard,
+                                on_video=_video_progress(progress))
     progress.close()
     _report(summary, progress, f"{args.out}/{SUMMARY_NAME}")
     return batch_exit_code(summary)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from avhighlights.cli.selection import add_selection_arguments, selection_from_args
+from avhighlights.cli.selection import add_selection_arguments
 
 DESCRIPTION = ("Watch a folder: every new video (once its copy is complete) becomes one extract-and-score "
                "deployment run; each content is processed once (renamed or re-copied files included); "
@@ -67,19 +67,17 @@ def watch_main(args: argparse.Namespace) -> int:
     from avhighlights.flows.prefect_env import apply_prefect_defaults
 
     apply_prefect_defaults()
-    from avhighlights.core.overrides import parse_pairs
+    from avhighlights.cli.run_config import run_config_from_args
     from avhighlights.flows.watch_folder import make_watcher, serve_watch, watch_folder
 
+    config = run_config_from_args(args)
     options = dict(folder=args.folder, out_dir=args.out, quarantine=args.quarantine, state_dir=args.state,
-                   method=args.method, checkpoint=args.checkpoint, top_ratio=args.top_ratio, store=args.store,
                    settle_s=args.settle_s, reconcile_s=args.reconcile_s, interval_s=args.interval_s,
-                   max_attempts=args.max_attempts, deployment=args.deployment,
-                   bind=parse_pairs(args.bind, "--bind"), library=args.library,
-                   selection=selection_from_args(args).changes())
+                   max_attempts=args.max_attempts, deployment=args.deployment)
     if args.once or args.max_iterations is not None:
-        stats = watch_folder(**options, once=args.once, max_iterations=args.max_iterations)
+        stats = watch_folder(**options, config=config.to_dict(), once=args.once, max_iterations=args.max_iterations)
     else:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        stats = serve_watch(make_watcher(**options))
+        stats = serve_watch(make_watcher(**options, config=config))
     print(json.dumps(stats, sort_keys=True))
     return 0

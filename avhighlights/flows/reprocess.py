@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +49,19 @@ from avhighlights.evaluation.folder_data import FolderDataset, read_labels
 from avhighlights.evaluation.metrics import davihd_video_metrics
 from avhighlights.flows.artifacts import publish_batch_table
 from avhighlights.flows.concurrency import RETRIES, RETRY_DELAYS_S, Timeouts, retry_transient
-from avhighlights.flows.extract_and_score import TASK_OPTIONS, fit_on, resolve_store, scorer_spec
-from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.flows.extract_and_score import TASK_OPTIONS, fit_on, flow_config
+from avhighlights.pipeline.batch import read_manifest
+from avhighlights.pipeline.extract import ExtractionStats
+from avhighlights.pipeline.featurize import open_store
 from avhighlights.pipeline.probe import content_sha256, probe
 from avhighlights.pipeline.progress import null_progress
 from avhighlights.pipeline.render import REEL_STEM
 from avhighlights.pipeline.results import HighlightsDoc, ResultsError, read_results
-from avhighlights.pipeline.run import RenderOptions, open_store, write_outputs
-from avhighlights.pipeline.score import build_sample, fits_on_the_fly, prepare_scorer, score_sample, scorer_extractors
-from avhighlights.pipeline.select import SelectionConfig, select_segments
+from avhighlights.pipeline.run import write_outputs
+from avhighlights.pipeline.run_config import RunConfig, ScorerSpec
+from avhighlights.pipeline.score import score_video
+from avhighlights.pipeline.scorer import PreparedScorer, create_scorer, parse_scorer_source, source_extractors
+from avhighlights.pipeline.select import select_segments
 
 SUMMARY_NAME = "reprocess-summary.json"
 
@@ -67,27 +71,13 @@ class BatchConfig:
     """Everything one video's task needs (JSON-able, so it travels to Dask workers)."""
 
     out_dir: str
-    store: str
-    method: str = "loudness"
-    checkpoint: str | None = None
-    selection: dict[str, Any] = field(default_factory=lambda: asdict(SelectionConfig()))
-    stream_copy: bool = False
+    run: dict[str, Any] = field(default_factory=lambda: RunConfig().to_dict())  # RunConfig.to_dict(), store resolved
     evaluate: bool = True
-    bind: dict[str, str] = field(default_factory=dict)  # role -> extractor
-    write_clips: bool = True
-    write_reel: bool = True
+    checkpoint: str | None = None  # what results record as their checkpoint (None: a reference method)
 
-
-def _read_manifest(path: Path) -> list[Path]:
-    if path.suffix.lower() == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        entries = data.get("videos") if isinstance(data, dict) else data
-        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            raise DatasetError(f"{path}: a JSON manifest is a list of paths or {{\"videos\": [...]}}")
-    else:
-        lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
-        entries = [line for line in lines if line and not line.startswith("#")]
-    return [path.parent / entry for entry in entries]
+    @property
+    def config(self) -> RunConfig:
+        return RunConfig.from_dict(self.run)
 
 
 def list_videos(source: str | Path) -> list[tuple[Path, Path]]:
@@ -97,7 +87,7 @@ def list_videos(source: str | Path) -> list[tuple[Path, Path]]:
         videos = videos_under(source)
         return [(p, p.relative_to(source)) for p in videos]
     if source.is_file():
-        videos = _read_manifest(source)
+        videos = read_manifest(source, DatasetError)
         base = _layout_base([p.resolve() for p in videos], source.parent.resolve())
         return [(p, p.resolve().relative_to(base)) for p in videos]
     raise DatasetError(f"{source}: neither a folder nor a manifest file")
@@ -117,32 +107,34 @@ def video_out_dir(config: BatchConfig, rel: str) -> Path:
     return Path(config.out_dir) / rel_path.parent / rel_path.stem
 
 
-def finished_doc(results_json: Path, sha256: str, config: BatchConfig) -> HighlightsDoc | None:
+def finished_doc(results_json: Path, sha256: str, batch: BatchConfig) -> HighlightsDoc | None:
     """The existing results when they match this content and configuration and the clips and reel asked for
     are on disk (a run with --no-clips/--no-reel is finished by a later one without them)."""
     try:
         doc = read_results(results_json)
     except ResultsError:
         return None
-    same_scorer = doc.checkpoint == config.checkpoint and (config.checkpoint is not None or doc.method == config.method)
-    same = same_scorer and doc.video.sha256 == sha256 and asdict(doc.selection) == config.selection
+    run = batch.config
+    same_scorer = doc.checkpoint == batch.checkpoint and (batch.checkpoint is not None
+                                                           or doc.method == run.scorer.method)
+    same = same_scorer and doc.video.sha256 == sha256 and doc.selection == run.selection
     folder = results_json.parent
-    clips_there = not config.write_clips or all(c.path and (folder / c.path).is_file() for c in doc.clips)
-    reel_there = not (config.write_reel and doc.clips) or any(folder.glob(f"{REEL_STEM}.*"))
+    clips_there = not run.render.write_clips or all(c.path and (folder / c.path).is_file() for c in doc.clips)
+    reel_there = not (run.render.write_reel and doc.clips) or any(folder.glob(f"{REEL_STEM}.*"))
     return doc if same and clips_there and reel_there else None
 
 
 @functools.lru_cache(maxsize=4)
-def _scorer(method: str, checkpoint: str | None, bind: tuple[tuple[str, str], ...] = ()):
-    return prepare_scorer(scorer_spec(method, checkpoint, dict(bind)))
+def _scorer(scorer_json: str) -> PreparedScorer:
+    return create_scorer(ScorerSpec.from_dict(json.loads(scorer_json)))
 
 
-def _config_scorer(config: BatchConfig):
-    return _scorer(config.method, config.checkpoint, tuple(sorted(config.bind.items())))
+def _batch_scorer(run: RunConfig) -> PreparedScorer:
+    return _scorer(json.dumps(run.to_dict()["scorer"], sort_keys=True))
 
 
 @task(name="fit", **TASK_OPTIONS)
-def fit_batch_task(videos: list[str], scoring: dict[str, Any], store: str) -> dict[str, Any]:
+def fit_batch_task(videos: list[str], config: dict[str, Any]) -> dict[str, Any]:
     """One fit of an unsupervised method on every readable video (plus the library), or a cached one;
     unreadable videos are left to fail in their own task."""
     infos = []
@@ -153,7 +145,7 @@ def fit_batch_task(videos: list[str], scoring: dict[str, Any], store: str) -> di
             get_run_logger().warning("not fitted on %s", exc)
     if not infos:
         raise DatasetError("no readable video to fit the method on")
-    return fit_on(infos, scoring, store)
+    return fit_on(infos, RunConfig.from_dict(config))
 
 
 def _metrics(video: Path, scores: np.ndarray, duration_s: float) -> dict[str, float]:
@@ -164,18 +156,12 @@ def _metrics(video: Path, scores: np.ndarray, duration_s: float) -> dict[str, fl
     return {k: round(float(v), 6) for k, v in davihd_video_metrics(scores, labels).items()}
 
 
-def _score_and_write(video: Path, target: Path, config: BatchConfig) -> tuple[HighlightsDoc, list[str]]:
+def _score_and_write(video: Path, target: Path, batch: BatchConfig) -> tuple[HighlightsDoc, list[str]]:
     info: VideoInfo = probe(video)
-    scorer = _config_scorer(config)
-    stats = ExtractionStats()
-    tracks = extract_features(info, list(scorer.extractors.values()), store=open_store(config.store), stats=stats)
-    by_role = {role: tracks[ex.name] for role, ex in scorer.extractors.items()}
-    curve = score_sample(scorer, info, build_sample(info, by_role))
-    selection = SelectionConfig(**config.selection)
-    segments = select_segments(curve, info.duration_s, selection)
-    render = RenderOptions(stream_copy=config.stream_copy, write_reel=config.write_reel,
-                           write_clips=config.write_clips)
-    result = write_outputs(info, curve, segments, selection, target, render, null_progress)
+    run, stats = batch.config, ExtractionStats()
+    curve = score_video(_batch_scorer(run), info, open_store(run.store), stats=stats)
+    segments = select_segments(curve, info.duration_s, run.selection)
+    result = write_outputs(info, curve, segments, run.selection, target, run.render, null_progress)
     return read_results(result.results_json), stats.misses
 
 
@@ -273,38 +259,26 @@ def batch_exit_code(summary: dict[str, Any]) -> int:
 
 
 @flow(name="reprocess-dataset", log_prints=True)
-def reprocess_dataset(source: str, out_dir: str = "reprocess_out", method: str = "loudness",
-                      checkpoint: str | None = None, store: str = "default", top_ratio: float = 0.5,
-                      min_clip_s: float = 2.0, pad_s: float = 0.0, merge_gap_s: float = 0.0,
-                      max_total_s: float | None = None, stream_copy: bool = False, evaluate: bool = True,
-                      dask_address: str | None = None, dask_workers: int = 0, max_workers: int | None = None,
-                      bind: dict[str, str] | None = None, library: list[str] | None = None,
-                      fit_seed: int = 0, method_overrides: dict[str, Any] | None = None,
-                      target_s: float | None = None, threshold: float | None = None,
-                      threshold_quantile: float | None = None,
-                      selection: dict[str, Any] | None = None, write_clips: bool = True, write_reel: bool = True,
-                      dask_dashboard: str | None = None, on_video: VideoDone | None = None) -> dict[str, Any]:
+def reprocess_dataset(source: str, out_dir: str = "reprocess_out", config: dict[str, Any] | None = None,
+                      evaluate: bool = True, dask_address: str | None = None, dask_workers: int = 0,
+                      max_workers: int | None = None, dask_dashboard: str | None = None,
+                      on_video: VideoDone | None = None) -> dict[str, Any]:
     """Score every video of `source` (folder or manifest); returns the summary also written to
-    `<out_dir>/reprocess-summary.json`. Selection parameters as in `avhighlights score` (pipeline/select.py);
-    `selection` (the fields of a SelectionConfig, as the CLI builds it) replaces them when given."""
-    chosen = SelectionConfig(**selection) if selection else SelectionConfig(
-        top_ratio, min_clip_s, pad_s, max_total_s, merge_gap_s, target_s=target_s, threshold=threshold,
-        threshold_quantile=threshold_quantile)
-    selection = asdict(chosen)
-    scoring = {"method": method, "checkpoint": checkpoint, "bind": bind, "library": library, "fit_seed": fit_seed,
-               "method_overrides": method_overrides}
-    spec = scorer_spec(**scoring)
-    scorer_extractors(spec)  # a bad method, binding or checkpoint fails the batch before any video
+    `<out_dir>/reprocess-summary.json`. `config` is a RunConfig as a dict, as for `extract-and-score`
+    (scorer, selection, render options, store)."""
+    run = flow_config(config)
+    source_kind = parse_scorer_source(run.scorer)
+    source_extractors(source_kind, run.scorer)  # a bad method, binding or checkpoint fails before any video
     videos = [(str(v), str(rel)) for v, rel in list_videos(source)]
     fit = None
-    if fits_on_the_fly(spec):
+    if source_kind.kind == "fit":
         fit_once = fit_batch_task.with_options(timeout_seconds=Timeouts.from_env().fit)
-        fit = fit_once([v for v, _ in videos], scoring, resolve_store(store))
-    config = BatchConfig(out_dir, resolve_store(store), method, fit["checkpoint"] if fit else checkpoint, selection,
-                         stream_copy, evaluate, dict(bind or {}), write_clips=write_clips, write_reel=write_reel)
+        fit = fit_once([v for v, _ in videos], run.to_dict())
+        run = replace(run, scorer=replace(run.scorer, checkpoint=fit["checkpoint"]))
+    batch = BatchConfig(out_dir, run.to_dict(), evaluate, fit["checkpoint"] if fit else source_kind.label)
     runner = make_task_runner(dask_address, dask_workers, max_workers, dask_dashboard)
-    rows = reprocess_batch.with_options(task_runner=runner)(videos, config, on_video)
-    summary = {"source": str(source), "method": method, "checkpoint": config.checkpoint,
+    rows = reprocess_batch.with_options(task_runner=runner)(videos, batch, on_video)
+    summary = {"source": str(source), "method": run.scorer.method, "checkpoint": batch.checkpoint,
                "fit": fit and fit["fit"], **summarize(rows)}
     write_json(Path(out_dir) / SUMMARY_NAME, summary)
     publish_batch_table([{k: r.get(k, "") for k in _columns(rows)} for r in rows], Path(source).name)

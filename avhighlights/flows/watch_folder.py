@@ -18,8 +18,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,7 +29,7 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 
 from avhighlights.flows.extract_and_score import DEPLOYMENT
-from avhighlights.pipeline.select import SelectionConfig
+from avhighlights.pipeline.run_config import AutoFit, RunConfig
 from avhighlights.pipeline.watch import FolderWatcher, WatchConfig
 from avhighlights.pipeline.watch_ledger import COMPLETED, FAILED
 
@@ -66,49 +65,43 @@ def flow_run_state(run_id: str) -> str | None:
     return None if state is None else ENDED_STATES.get(state.type)
 
 
-def run_parameters(out_dir: str, method: str, checkpoint: str | None, top_ratio: float, store: str,
-                   bind: dict[str, str] | None = None, library: Sequence[str] | None = None,
-                   selection: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The extract-and-score parameters of every run (`bind`, `library` and the `selection` fields that differ
-    from the defaults only when set, so default runs keep their parameters and idempotency keys)."""
-    params = {"out_dir": str(Path(out_dir).resolve()), "method": method, "checkpoint": checkpoint,
-              "top_ratio": top_ratio, "store": store}
-    changed = SelectionConfig(**{**(selection or {}), "top_ratio": top_ratio}).changes()  # validates
-    params.update({k: v for k, v in changed.items() if k != "top_ratio"})
-    if bind:
-        params["bind"] = dict(bind)
-    if library:
-        params["library"] = [str(Path(p).resolve()) for p in library]
-    return params
+def run_parameters(out_dir: str, config: RunConfig | None = None) -> dict[str, Any]:
+    """The extract-and-score parameters of every run: the absolute `out_dir`, and `config` (library folders made
+    absolute) as its changes from the defaults, so default runs keep short parameters and stable idempotency
+    keys (`{"out_dir": ..., "config": {}}`)."""
+    config = config or RunConfig()
+    auto = config.scorer.auto_fit
+    if auto is not None:  # the flow fits with the default AutoFit when none is sent
+        library = tuple(str(Path(p).resolve()) for p in auto.library)
+        auto = None if replace(auto, library=library) == AutoFit() else replace(auto, library=library)
+        config = replace(config, scorer=replace(config.scorer, auto_fit=auto))
+    return {"out_dir": str(Path(out_dir).resolve()), "config": config.changes()}
 
 
-def make_watcher(folder: str, out_dir: str, quarantine: str, state_dir: str, method: str = "loudness",
-                 checkpoint: str | None = None, top_ratio: float = 0.5, store: str = "default",
+def make_watcher(folder: str, out_dir: str, quarantine: str, state_dir: str, config: RunConfig | None = None,
                  settle_s: float = 2.0, reconcile_s: float = 30.0, interval_s: float = 1.0,
-                 max_attempts: int = 2, deployment: str = DEPLOYMENT, bind: dict[str, str] | None = None,
-                 library: Sequence[str] | None = None, selection: dict[str, Any] | None = None) -> FolderWatcher:
+                 max_attempts: int = 2, deployment: str = DEPLOYMENT) -> FolderWatcher:
     """A library watcher whose trigger creates `deployment` runs and whose run states come from the server;
-    `bind` and `library` are passed to every run (an unsupervised method is then fitted on the new video plus
-    the library, the cached fit reused while the refit policy allows), and so are the `selection` fields
-    (SelectionConfig's, e.g. {"target_s": 60.0}) besides `top_ratio`."""
-    config = WatchConfig(folder=Path(folder).resolve(), state_dir=Path(state_dir), quarantine=Path(quarantine),
-                         settle_s=settle_s, reconcile_s=reconcile_s, poll_s=interval_s, max_attempts=max_attempts)
-    params = run_parameters(out_dir, method, checkpoint, top_ratio, store, bind, library, selection)
-    return FolderWatcher(config, DeploymentTrigger(deployment, params), run_state=flow_run_state)
+    every run gets `config` (the RunConfig `avhighlights score` would build: scorer, binding, library, selection,
+    store; an unsupervised method without a checkpoint is fitted on the new video plus the library, the cached
+    fit reused while the refit policy allows)."""
+    watch = WatchConfig(folder=Path(folder).resolve(), state_dir=Path(state_dir), quarantine=Path(quarantine),
+                        settle_s=settle_s, reconcile_s=reconcile_s, poll_s=interval_s, max_attempts=max_attempts)
+    return FolderWatcher(watch, DeploymentTrigger(deployment, run_parameters(out_dir, config)),
+                         run_state=flow_run_state)
 
 
 @flow(name="watch-folder", log_prints=True)
-def watch_folder(folder: str, out_dir: str, quarantine: str, state_dir: str, method: str = "loudness",
-                 checkpoint: str | None = None, top_ratio: float = 0.5, store: str = "default",
+def watch_folder(folder: str, out_dir: str, quarantine: str, state_dir: str, config: dict[str, Any] | None = None,
                  settle_s: float = 2.0, reconcile_s: float = 30.0, interval_s: float = 1.0,
                  max_attempts: int = 2, once: bool = True, max_iterations: int | None = None,
-                 drain_timeout_s: float = 600.0, deployment: str = DEPLOYMENT, bind: dict[str, str] | None = None,
-                 library: list[str] | None = None, selection: dict[str, Any] | None = None) -> dict[str, int]:
+                 drain_timeout_s: float = 600.0, deployment: str = DEPLOYMENT) -> dict[str, int]:
     """A bounded watch as a flow run (e.g. on a schedule): `once` (scan, submit what settles, return) or
-    `max_iterations` polls; returns the counters (submitted, duplicates, quarantined, ...).
+    `max_iterations` polls; returns the counters (submitted, duplicates, quarantined, ...). `config` is the
+    RunConfig of every run as a dict (`RunConfig.to_dict`/`changes`).
     The unbounded service is `serve_watch` (a flow run that never ends is no use in the UI)."""
-    watcher = make_watcher(folder, out_dir, quarantine, state_dir, method, checkpoint, top_ratio, store, settle_s,
-                           reconcile_s, interval_s, max_attempts, deployment, bind, library, selection)
+    watcher = make_watcher(folder, out_dir, quarantine, state_dir, RunConfig.from_dict(config), settle_s,
+                           reconcile_s, interval_s, max_attempts, deployment)
     logger = get_run_logger()
     logger.info("watching %s -> %s (quarantine %s, state %s)", folder, out_dir, quarantine, state_dir)
     if once:

@@ -54,6 +54,11 @@ class HighlightMethod(ABC):
     def predict(self, sample: Sample) -> np.ndarray:
         """Scores (T,) for every step of `sample`."""
 
+    def to_device(self, device: str | None) -> HighlightMethod:
+        """Run on the torch `device` from now on (None: keep the method's own choice); methods without a
+        network run on the CPU and ignore it. Returns self."""
+        return self
+
     def state_dict(self) -> dict[str, Any]:
         """Tensors/arrays to store in a checkpoint (empty for stateless methods)."""
         return {}

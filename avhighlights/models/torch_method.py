@@ -106,6 +106,13 @@ class TorchMethod(HighlightMethod):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.module = self.build_module().to(self.device)
 
+    def to_device(self, device: str | None) -> TorchMethod:
+        """Move the network (and every later batch) to `device`; None keeps the current one."""
+        if device is not None:
+            self.device = torch.device(device)
+            self.module.to(self.device)
+        return self
+
     @abstractmethod
     def build_module(self) -> nn.Module:
         """The network, sized from `self.config` and `self.feature_dims`."""

@@ -28,14 +28,15 @@ from avhighlights.core.registry import config_to_dict
 from avhighlights.core.sample import FeatureSource, Sample
 from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import Extractor
+from avhighlights.extractors.store import FeatureStore
 from avhighlights.models.base import METHODS, HighlightMethod, collapsed_fraction, create_method
 from avhighlights.models.checkpoint import save_checkpoint
-from avhighlights.pipeline.extract import ExtractionStats, extract_features
+from avhighlights.pipeline.binding import build_extractors, extractor_sources, resolve_binding
+from avhighlights.pipeline.extract import ExtractionStats
+from avhighlights.pipeline.featurize import featurize, open_store
 from avhighlights.pipeline.output_dir import prepare_output_dir, writing_to
 from avhighlights.pipeline.probe import probe_all
 from avhighlights.pipeline.progress import for_video, null_progress, report_count
-from avhighlights.pipeline.run import open_store
-from avhighlights.pipeline.score import build_extractors, build_sample, extractor_sources, resolve_binding
 
 GRID_STEP_S = 1.0
 
@@ -94,16 +95,14 @@ def grid_overrides(name: str, overrides: Mapping[str, Any] | None) -> dict[str, 
     return {**METHODS.get(name).one_second_grid_defaults, **dict(overrides or {})}
 
 
-def load_samples(infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor], store=None,
+def load_samples(infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor], store: FeatureStore | None = None,
                  progress: ProgressFn | None = None, stats: ExtractionStats | None = None) -> list[Sample]:
-    """One 1-s grid Sample per video, features through the store."""
+    """One 1-s grid Sample per video (`featurize`), features through the store."""
     progress = progress or null_progress
-    unique = list({ex.name: ex for ex in extractors.values()}.values())
     samples = []
     for i, info in enumerate(infos):
         with for_video(progress, info.path):
-            tracks = extract_features(info, unique, store=store, stats=stats, progress=progress)
-            samples.append(build_sample(info, {role: tracks[ex.name] for role, ex in extractors.items()}))
+            samples.append(featurize(extractors, info, store, stats=stats, progress=progress))
         report_count(progress, "fit:features", i + 1, len(infos), "videos")
     return samples
 
@@ -117,26 +116,28 @@ def fit_on_videos(videos: Sequence[str | Path], method: str, out_checkpoint: str
     """Fit unsupervised `method` on `videos` (files or folders) and write `out_checkpoint` atomically.
 
     Every input is probed first: a bad file raises a MediaError naming it before any feature is
-    computed or anything is written. `store` is as in `pipeline.run.open_store`.
+    computed or anything is written. `store` is as in `pipeline.featurize.open_store`.
     """
     cls = fittable_method(method)
     binding = resolve_binding(cls.default_binding, binding_overrides)
     infos = list({i.sha256: i for i in probe_all(find_videos(videos), progress, 'probe videos')}.values())  # unique
     prepare_output_dir(Path(out_checkpoint).parent)  # fail now, not after the fit
     extractors = build_extractors(binding, extractor_overrides, device)
-    return fit_infos(infos, method, extractors, out_checkpoint, method_overrides, open_store(store), seed, progress)
+    return fit_infos(infos, method, extractors, out_checkpoint, method_overrides, open_store(store), seed, progress,
+                     device=device)
 
 
 def fit_infos(infos: Sequence[VideoInfo], method: str, extractors: Mapping[str, Extractor],
               out_checkpoint: str | Path, method_overrides: Mapping[str, Any] | None = None,
-              store=None, seed: int = 0, progress: ProgressFn | None = None,
-              training_extra: Mapping[str, Any] | None = None) -> FitReport:
+              store: FeatureStore | None = None, seed: int = 0, progress: ProgressFn | None = None,
+              training_extra: Mapping[str, Any] | None = None, device: str | None = None) -> FitReport:
     """The work of `fit_on_videos` for probed videos and built extractors; `store` is an open
-    FeatureStore or None."""
+    FeatureStore or None; `device` (None: the method's own choice) is where a torch method trains."""
     progress = progress or null_progress
     t0 = time.monotonic()
     stats = ExtractionStats()
     model = create_method(method, {r: ex.dim for r, ex in extractors.items()}, grid_overrides(method, method_overrides))
+    model.to_device(device)
     samples = load_samples(infos, extractors, store, progress, stats)
     report = model.fit(samples, seed=seed, progress=lambda _stage, f: progress("fit:train", f))  # one bar
     binding = extractor_sources(extractors)

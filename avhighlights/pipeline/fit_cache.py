@@ -24,30 +24,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from avhighlights.core.atomic import write_json
-from avhighlights.core.errors import ConfigError
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.registry import build_config, config_to_dict
 from avhighlights.core.types import VideoInfo
 from avhighlights.extractors.base import Extractor
+from avhighlights.extractors.store import FeatureStore
 from avhighlights.extractors.weights import cache_root
 from avhighlights.models.base import METHODS
-from avhighlights.models.checkpoint import load_checkpoint
 from avhighlights.pipeline.fit import find_videos, fit_infos, grid_overrides
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.progress import for_video, report_count
 from avhighlights.pipeline.results import utc_now
-from avhighlights.pipeline.run import open_store
-from avhighlights.pipeline.score import (
-    PreparedScorer,
-    ScorerSpec,
-    extractor_sources,
-)
+from avhighlights.pipeline.run_config import AutoFit  # noqa: F401  (re-exported: the fit policy of `score`)
 
 LIBRARY_ENV = "AVH_LIBRARY"
 LIBRARY_STAGE = "probe library"
@@ -55,19 +49,7 @@ MANIFEST_FORMAT = "avhighlights-fit/1"
 MANIFEST_KEYS = {"key", "setting", "checkpoint", "videos", "created_utc"}
 
 
-@dataclass(frozen=True)
-class AutoFit:
-    """How `score` fits an unsupervised method without a checkpoint (module docstring)."""
-
-    library: tuple[str, ...] = ()  # folders/files fitted with the scored videos; empty: $AVH_LIBRARY
-    seed: int = 0
-    refit: bool = False
-    refit_growth: float = 0.2
-    cache_dir: str | None = None  # default <cache>/fits
-
-    def __post_init__(self) -> None:
-        if self.refit_growth < 0:
-            raise ConfigError(f"--refit-growth must be >= 0, got {self.refit_growth}")
+StoreOpener = Callable[[], "FeatureStore | None"]  # the run's feature store, opened on the first call
 
 
 @dataclass(frozen=True)
@@ -197,41 +179,38 @@ def wanted_infos(infos: Sequence[VideoInfo], library: Sequence[str], folder: Pat
     return list({info.sha256: info for info in [*infos, *extra]}.values())
 
 
-def fitted_scorer(spec: ScorerSpec, extractors: Mapping[str, Extractor], infos: Sequence[VideoInfo],
-                  store: str | None = None, progress: ProgressFn | None = None) -> PreparedScorer:
-    """A scorer for unsupervised `spec.method` reading `extractors` (role -> extractor), fitted on `infos` +
-    library or reused from the cache; `store` is a feature-store spec (None, "default", a folder or URL),
-    opened only to fit."""
-    auto: AutoFit = spec.auto_fit
-    cls = METHODS.get(spec.method)
-    overrides = grid_overrides(spec.method, spec.method_overrides)
-    setting = setting_identity(spec.method, config_to_dict(build_config(cls.Config, overrides)), extractors, auto.seed)
+def fit_or_reuse(method: str, method_overrides: Mapping[str, Any] | None, auto: AutoFit,
+                 extractors: Mapping[str, Extractor], infos: Sequence[VideoInfo], store: StoreOpener,
+                 progress: ProgressFn | None = None, device: str | None = None) -> FitUse:
+    """The fit of unsupervised `method` reading `extractors` (role -> extractor) on `infos` + library: fitted now
+    (on `device`) or reused from the cache by the policy of the module docstring. `store()` opens the run's feature
+    store; it is called only to fit."""
+    cls = METHODS.get(method)
+    overrides = grid_overrides(method, method_overrides)
+    setting = setting_identity(method, config_to_dict(build_config(cls.Config, overrides)), extractors, auto.seed)
     library = library_paths(auto.library)
     folder = fits_dir(auto.cache_dir)
     wanted = wanted_infos(infos, library, folder, progress)
     manifest, status, reason = choose_fit(read_manifests(folder, _sha256_json(setting)),
                                           {i.sha256 for i in wanted}, auto)
     if manifest is None:
-        manifest, seconds = _fit_and_record(spec.method, wanted, extractors, overrides, setting, folder,
-                                            open_store(store), auto.seed, progress)
+        manifest, seconds = _fit_and_record(method, wanted, extractors, overrides, setting, folder, store(),
+                                            auto.seed, progress, device)
     else:
         seconds = 0.0
-    path = folder / manifest["checkpoint"]
-    method, _ = load_checkpoint(path, expected_binding=extractor_sources(extractors))
     unseen = len({i.sha256 for i in wanted} - set(manifest["videos"]))
-    use = FitUse(status, path, manifest["key"], len(manifest["videos"]), len(wanted), unseen, reason, seconds, library)
-    if hasattr(progress, "message"):  # a pipeline.progress.Progress: tell the user which fit scores
-        progress.message(use.message())
-    return PreparedScorer(method, dict(extractors), str(path), use)
+    return FitUse(status, folder / manifest["checkpoint"], manifest["key"], len(manifest["videos"]), len(wanted),
+                  unseen, reason, seconds, library)
 
 
 def _fit_and_record(method: str, infos: Sequence[VideoInfo], extractors: Mapping[str, Extractor],
-                    overrides: Mapping[str, Any], setting: Mapping[str, Any], folder: Path, store,
-                    seed: int, progress: ProgressFn | None) -> tuple[dict[str, Any], float]:
+                    overrides: Mapping[str, Any], setting: Mapping[str, Any], folder: Path,
+                    store: FeatureStore | None, seed: int, progress: ProgressFn | None,
+                    device: str | None) -> tuple[dict[str, Any], float]:
     """Fit on `infos`, write checkpoint then manifest (the manifest marks a complete entry)."""
     key = fit_key([i.sha256 for i in infos], setting)
     report = fit_infos(infos, method, extractors, folder / f"{key}.safetensors", overrides, store, seed, progress,
-                       training_extra={"fit_key": key})
+                       training_extra={"fit_key": key}, device=device)
     manifest = {"format": MANIFEST_FORMAT, "key": key, "setting": _sha256_json(setting), "method": method,
                 "checkpoint": f"{key}.safetensors", "videos": sorted({i.sha256 for i in infos}),
                 "paths": {i.sha256: str(i.path) for i in infos}, "seed": seed, "created_utc": utc_now(),
