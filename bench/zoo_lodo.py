@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from avhighlights.core.atomic import write_json, write_text
-from avhighlights.core.overrides import parse_pairs
+from avhighlights.core.overrides import parse_overrides, parse_pairs
 from avhighlights.evaluation.bench import load_method_modules, method_dims, open_dataset, predict_all
 from avhighlights.evaluation.bench_checkpoints import load_for_dataset
 from avhighlights.evaluation.protocols import YouTubePerDomain
@@ -36,9 +36,10 @@ DEFAULT_OUT = Path("bench/results/zoo_lodo")
 VIDEO_SETS = ("test", "all")
 
 
-def variant_name(method: str, sources: Mapping[str, str]) -> str:
-    """'joint_va' or e.g. 'joint_va+visual=umt_i3d_rgb' (the sources that differ from the default)."""
-    return method + "".join(f"+{role}={name}" for role, name in sorted(sources.items()))
+def variant_name(method: str, sources: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> str:
+    """'joint_va', or e.g. 'joint_va+visual=umt_i3d_rgb+epochs=10': the sources, then the config overrides."""
+    return (method + "".join(f"+{role}={name}" for role, name in sorted(sources.items()))
+            + "".join(f"+{key}={json.dumps(value)}" for key, value in sorted((overrides or {}).items())))
 
 
 def domain_videos(data_root: str | Path, domain: str, sources: Mapping[str, str]) -> tuple[Any, dict[str, list]]:
@@ -66,19 +67,21 @@ def reference(name: str, seed: int, ds, videos: Mapping[str, Sequence]) -> dict[
 
 
 def run_part(data_root: str, method: str, sources: Mapping[str, str], domain: str, seed: int, out: Path,
-             work: Path) -> Path:
+             work: Path, overrides: Mapping[str, Any] | None = None) -> Path:
     """Train without `domain`, evaluate on it, write the part (skipped when it exists)."""
-    part = out / "parts" / f"{variant_name(method, sources)}_{domain}_seed{seed}.json"
+    variant = variant_name(method, sources, overrides)
+    part = out / "parts" / f"{variant}_{domain}_seed{seed}.json"
     if part.is_file():
         return part
     t0 = time.monotonic()
-    ckpt = work / f"{variant_name(method, sources)}_lodo-{domain}_seed{seed}.safetensors"
+    ckpt = work / f"{variant}_lodo-{domain}_seed{seed}.safetensors"
     report = train_checkpoint(data_root, "general", method, ckpt, seed=seed, exclude_domains=[domain],
-                              sources=dict(sources), dtype="float16")
+                              sources=dict(sources), dtype="float16", method_overrides=overrides)
     ds, videos = domain_videos(data_root, domain, sources)
     model, _ = load_for_dataset(ckpt, ds, videos["test"])
     card = report.card
-    result = {"method": method, "sources": dict(sources), "variant": variant_name(method, sources), "domain": domain,
+    result = {"method": method, "sources": dict(sources), "variant": variant,
+              "overrides": dict(overrides or {}), "domain": domain,
               "seed": seed, "train_domains": card["domains"], "n_train": len(card["train_ids"]),
               "n_val": len(card["val_ids"]), "selected_epoch": card["recipe"]["selected_epoch"],
               "epochs": card["recipe"]["epochs"], "validation_metrics": card["validation_metrics"],
@@ -169,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data-root", default="../shared/data")
     parser.add_argument("--method", default="joint_va")
     parser.add_argument("--source", dest="sources", action="append", default=[], metavar="ROLE=SOURCE")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="method config override, as in `avhighlights train` (e.g. epochs=10)")
     parser.add_argument("--domains", nargs="+", default=list(DOMAINS), choices=DOMAINS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 123, 456, 777, 999])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -181,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = parse_pairs(args.sources, "--source")
         for seed in args.seeds:  # seed-major: every domain gets a first seed before any gets a second
             for domain in args.domains:
-                path = run_part(args.data_root, args.method, sources, domain, seed, args.out, args.work)
+                path = run_part(args.data_root, args.method, sources, domain, seed, args.out, args.work,
+                                parse_overrides(args.overrides))
                 print(f"{path}: done", file=sys.stderr, flush=True)
     report(args.out)
     print((args.out / "lodo.md").read_text())
