@@ -20,6 +20,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="these seeds instead of --seeds N (e.g. one seed per machine; join the parts with "
                         "`avhighlights bench-merge`)")
     parser.add_argument("--domains", nargs="+", default=None, help="only these categories / domains")
+    parser.add_argument("--source", dest="sources", action="append", default=[], metavar="ROLE=SOURCE",
+                        help="dataset feature source of a role (repeatable), e.g. visual=umt_i3d_rgb (I3D RGB, no "
+                        "flow); with --checkpoint the checkpoint's own sources by default")
     parser.add_argument("--protocol", default=None,
                         help="protocol: umt_top5, davihd_5fold, per_domain, mrhisum_official, "
                         "folder_1fps, tvsum_random80, xdata_tvsum_top5, xdata_youtube (an unknown name lists "
@@ -62,7 +65,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 def bench_main(args: argparse.Namespace) -> int:
     """Run `avhighlights bench` from parsed arguments; prints the markdown table."""
-    from avhighlights.core.overrides import parse_overrides
+    from avhighlights.core.overrides import parse_overrides, parse_pairs
     from avhighlights.evaluation.bench import run_bench
     from avhighlights.pipeline.progress import Progress
 
@@ -70,7 +73,7 @@ def bench_main(args: argparse.Namespace) -> int:
     seeds = args.seed_values or args.seeds or _default_seeds(args.checkpoint)
     result = run_bench(args.data_root, args.dataset, args.method, seeds, args.domains, args.out,
                        args.protocol, parse_overrides(args.overrides), progress, args.save_checkpoints,
-                       args.checkpoint)
+                       args.checkpoint, parse_pairs(getattr(args, "sources", []), "--source"))
     if hasattr(progress, "close"):
         progress.close()
     print(result.markdown_path.read_text())

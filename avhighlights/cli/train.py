@@ -22,6 +22,14 @@ def build_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="dataset name (tvsum, youtube_highlights, mrhisum, ...)")
     p.add_argument("--method", required=True, help="a trainable method (see `avhighlights methods`)")
     p.add_argument("--domains", nargs="+", default=None, help="only these categories / domains (one model for all)")
+    p.add_argument("--exclude-domains", nargs="+", default=None, metavar="DOMAIN",
+                   help="every domain but these (leave-one-domain-out, e.g. --dataset general --exclude-domains "
+                        "parkour)")
+    p.add_argument("--source", dest="sources", action="append", default=[], metavar="ROLE=SOURCE",
+                   help="dataset feature source of a role (repeatable), e.g. visual=umt_i3d_rgb: I3D RGB only, "
+                        "no optical flow (default visual=umt_i3d_rgb_flow, audio=umt_panns_cnn14)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="precision of the stored weights (float16: half the size; loading casts back)")
     p.add_argument("--out", required=True, help="checkpoint file to write (.safetensors)")
     p.add_argument("--seed", type=int, default=42, help="seed of the validation draw and of the training (default 42)")
     p.add_argument("--val-fraction", type=float, default=0.15,
@@ -38,13 +46,14 @@ def build_train(sub: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     import sys
 
-    from avhighlights.core.overrides import parse_overrides
+    from avhighlights.core.overrides import parse_overrides, parse_pairs
     from avhighlights.evaluation.train import train_checkpoint
     from avhighlights.pipeline.progress import Progress
 
     progress = Progress(args.progress)
     report = train_checkpoint(args.data_root, args.dataset, args.method, args.out, args.domains, args.seed,
-                              args.val_fraction, parse_overrides(args.overrides), args.protocol, progress)
+                              args.val_fraction, parse_overrides(args.overrides), args.protocol, progress,
+                              args.exclude_domains, parse_pairs(args.sources, "--source"), args.dtype)
     progress.close()
     card = report.card
     progress.event("train", checkpoint=str(report.checkpoint), method=report.method,
@@ -58,7 +67,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{len(card['val_ids'])} ({numbers or 'no validation numbers'}; selected epoch "
           f"{card['recipe']['selected_epoch']}) in {report.seconds:.1f} s -> {report.checkpoint}")
     print(f"test numbers: avhighlights bench --checkpoint {report.checkpoint} --data-root {args.data_root} "
-          f"--dataset {card['dataset']}" + (" --domains " + " ".join(args.domains) if args.domains else ""))
+          f"--dataset {card['dataset']}" + (" --domains " + " ".join(card["domains"]) if card["domains"] else ""))
     if card["near_constant_fraction"] > 0:
         print(f"warning: {report.checkpoint}: near-constant scores on {card['near_constant_fraction']:.0%} of the "
               "validation videos (a collapsed model); retrain with a lower learning rate (--set lr=...)",

@@ -29,6 +29,7 @@ from avhighlights.core.registry import build_config, config_to_dict
 from avhighlights.core.sample import Sample
 from avhighlights.evaluation import (  # noqa: F401  (registration)
     folder_data,
+    general_data,
     mrhisum_data,
     protocol_cross_dataset,
     protocol_random_split,
@@ -42,7 +43,7 @@ from avhighlights.evaluation.bench_checkpoints import (
     checkpoint_summary,
     load_for_dataset,
 )
-from avhighlights.evaluation.datasets import DATASETS, Dataset, Split
+from avhighlights.evaluation.datasets import DATASETS, UMT_SOURCE_OPTIONS, Dataset, Split, UMTDataset
 from avhighlights.evaluation.protocols import PROTOCOLS, BenchProtocol
 from avhighlights.evaluation.report import markdown_report, summarise
 from avhighlights.models.base import (  # noqa: F401  (collapsed_fraction re-exported)
@@ -96,13 +97,34 @@ def load_method_modules() -> None:
         importlib.import_module(module)
 
 
-def open_dataset(dataset: str | Dataset, data_root: str | Path, groups: Sequence[str] | None) -> Dataset:
+def open_dataset(dataset: str | Dataset, data_root: str | Path, groups: Sequence[str] | None,
+                 sources: Mapping[str, str] | None = None) -> Dataset:
+    """The registered dataset `dataset` under `data_root`, restricted to `groups`; `sources` (role -> source name,
+    e.g. {"visual": "umt_i3d_rgb"}) picks the feature source of a role where the dataset offers several."""
     if isinstance(dataset, Dataset):
         return dataset
     cls = DATASETS.get(dataset)
     if not hasattr(cls, "from_data_root"):
         raise ConfigError(f"dataset {dataset!r} needs a feature provider: pass a {cls.__name__} instance")
-    return cls.from_data_root(data_root, groups)
+    if not sources:
+        return cls.from_data_root(data_root, groups)
+    if not issubclass(cls, UMTDataset):
+        raise ConfigError(f"dataset {dataset!r} offers one feature source per role; --source {dict(sources)} applies "
+                          "to the UMT-release datasets (tvsum, youtube_highlights, general)")
+    return cls.from_data_root(data_root, groups, sources)
+
+
+def checkpoint_sources(dataset: str | Dataset, checkpoint: str | Path) -> dict[str, str] | None:
+    """role -> source name of a checkpoint's binding when `dataset` is a UMT-release dataset offering them (so that
+    `bench --checkpoint` reads the features the checkpoint was trained on, e.g. rgb only); else None."""
+    from avhighlights.models.checkpoint import read_checkpoint_info
+
+    cls = type(dataset) if isinstance(dataset, Dataset) else DATASETS.get(dataset)
+    if not issubclass(cls, UMTDataset):
+        return None
+    binding = read_checkpoint_info(checkpoint).binding
+    chosen = {role: src.name for role, src in binding.items() if src.name in UMT_SOURCE_OPTIONS.get(role, {})}
+    return chosen if len(chosen) == len(binding) else None
 
 
 def strip_labels(sample: Sample, label_meta_keys: Sequence[str]) -> Sample:
@@ -210,19 +232,23 @@ def resolve_protocol(ds: Dataset, dataset_name: str, protocol: str | None) -> Be
 def run_bench(data_root: str | Path, dataset: str | Dataset, method: str | None, seeds: int | Sequence[int],
               domains: Sequence[str] | None = None, out_dir: str | Path | None = None, protocol: str | None = None,
               method_overrides: Mapping[str, Any] | None = None, progress: ProgressFn | None = None,
-              save_checkpoints: str | Path | None = None, checkpoint: str | Path | None = None) -> BenchResult:
+              save_checkpoints: str | Path | None = None, checkpoint: str | Path | None = None,
+              sources: Mapping[str, str] | None = None) -> BenchResult:
     """Run `method` on `dataset` under `protocol` (default: the dataset's) for `seeds` (a count, or
     explicit seeds); write result.json and results.md into `out_dir`. `save_checkpoints`: a folder that gets
     one checkpoint with a model card per (seed, split) (bench_checkpoints.py). `checkpoint`: evaluate that
     checkpoint on every split's test videos without training (`method` may then be None; its binding must
-    match the dataset's feature sources)."""
+    match the dataset's feature sources; `sources` then defaults to the checkpoint's). `sources`: role -> dataset
+    feature source (`open_dataset`)."""
     t0 = time.monotonic()
     load_method_modules()
     if method is None and checkpoint is None:
         raise ConfigError("bench needs --method (or --checkpoint to evaluate a trained model)")
     if method is not None:
         METHODS.get(method)
-    ds = open_dataset(dataset, data_root, domains)
+    if checkpoint is not None and not sources:
+        sources = checkpoint_sources(dataset, checkpoint)
+    ds = open_dataset(dataset, data_root, domains, sources)
     dataset_name = ds.name
     proto = resolve_protocol(ds, dataset_name, protocol)
     seed_values = seed_list(seeds) if isinstance(seeds, int) else [int(s) for s in seeds]

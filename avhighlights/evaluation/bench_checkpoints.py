@@ -90,12 +90,12 @@ def model_card(*, dataset: str, protocol: str, domains: Sequence[str] | None, me
 
 
 def save_trained(method: HighlightMethod, path: Path, ds: Dataset, samples: Sequence[Sample],
-                 fit_report: Mapping[str, Any], card: Mapping[str, Any]) -> Path:
-    """Write `method` with its dataset binding, fit report and model card."""
+                 fit_report: Mapping[str, Any], card: Mapping[str, Any], dtype: Any = None) -> Path:
+    """Write `method` with its dataset binding, fit report and model card (tensors cast to `dtype` if given)."""
     binding = dataset_binding(ds, sample_dims(samples, sorted(method.feature_dims)))
     training = {"fit": finite(dict(fit_report)), "seed": card["seed"], "step_s": float(samples[0].step_s),
                 "dataset": card["dataset"]}
-    return save_checkpoint(method, path, binding, training, card)
+    return save_checkpoint(method, path, binding, training, card, dtype)
 
 
 def load_for_dataset(path: str | Path, ds: Dataset, samples: Sequence[Sample]) -> tuple[HighlightMethod,

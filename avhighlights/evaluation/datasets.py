@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from avhighlights.core.errors import DatasetError
+from avhighlights.core.errors import ConfigError, DatasetError
 from avhighlights.core.registry import Registry
 from avhighlights.core.sample import FeatureSource, Sample
 
@@ -22,6 +22,13 @@ DATASETS: Registry[Dataset] = Registry("dataset")
 UMT_SOURCES = {
     "visual": FeatureSource(name="umt_i3d_rgb_flow", version="umt-release", kind="dataset", dim=2048),
     "audio": FeatureSource(name="umt_panns_cnn14", version="umt-release", kind="dataset", dim=2048),
+}
+# role -> source name -> (the source, the UMT npz arrays concatenated into it); the first of each role is the default
+UMT_SOURCE_OPTIONS: dict[str, dict[str, tuple[FeatureSource, tuple[str, ...]]]] = {
+    "visual": {"umt_i3d_rgb_flow": (UMT_SOURCES["visual"], ("rgb", "flow")),
+               "umt_i3d_rgb": (FeatureSource(name="umt_i3d_rgb", version="umt-release", kind="dataset", dim=1024),
+                               ("rgb",))},
+    "audio": {"umt_panns_cnn14": (UMT_SOURCES["audio"], ("audio",))},
 }
 
 
@@ -103,17 +110,52 @@ def read_jsonl(path: Path) -> list[dict]:
         raise DatasetError(f"{path}: invalid JSON line ({exc})") from None
 
 
-def load_umt_features(path: Path) -> dict[str, np.ndarray]:
-    """UMT-release npz -> {"visual": rgb (+) flow (T, 2048), "audio": PANNs (T, 2048)}, float32,
-    every stream trimmed to the shortest."""
+def umt_sources(chosen: Mapping[str, str] | None = None) -> dict[str, tuple[FeatureSource, tuple[str, ...]]]:
+    """role -> (source, npz arrays) for the UMT release: each role's default unless `chosen` (role -> source
+    name, e.g. {"visual": "umt_i3d_rgb"}) names another; an unknown role or source is a ConfigError listing them."""
+    chosen = dict(chosen or {})
+    unknown = sorted(set(chosen) - set(UMT_SOURCE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"dataset feature roles {unknown} do not exist; roles: {sorted(UMT_SOURCE_OPTIONS)}")
+    out = {}
+    for role, options in UMT_SOURCE_OPTIONS.items():
+        name = chosen.get(role, next(iter(options)))
+        if name not in options:
+            raise ConfigError(f"dataset source {name!r} for role {role!r} does not exist; choose from "
+                              f"{sorted(options)}")
+        out[role] = options[name]
+    return out
+
+
+def load_umt_features(path: Path, streams: Mapping[str, Sequence[str]] | None = None) -> dict[str, np.ndarray]:
+    """UMT-release npz -> role -> its arrays concatenated, float32, every role trimmed to the shortest. Default
+    `streams`: {"visual": rgb (+) flow (T, 2048), "audio": PANNs (T, 2048)}."""
+    streams = streams or {role: arrays for role, (_, arrays) in umt_sources().items()}
     try:
         with np.load(require_file(path)) as npz:
-            rgb, flow, audio = (np.asarray(npz[k], dtype=np.float32) for k in ("rgb", "flow", "audio"))
+            arrays = {k: np.asarray(npz[k], dtype=np.float32) for k in ("rgb", "flow", "audio")}
     except (KeyError, ValueError, OSError) as exc:
         raise DatasetError(f"{path}: not a UMT feature file with rgb/flow/audio ({exc})") from None
-    n = min(len(rgb), len(flow), len(audio))
-    return {"visual": np.concatenate([rgb[:n], flow[:n]], axis=1), "audio": audio[:n]}
+    n = min(len(a) for a in arrays.values())
+    return {role: np.concatenate([arrays[k][:n] for k in names], axis=1) for role, names in streams.items()}
 
 
 def trim_features(features: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return {role: values[:n] for role, values in features.items()}
+
+
+class UMTDataset(Dataset):
+    """A dataset of UMT-release feature files (TVSum, YouTube Highlights). `sources` (role -> source name of
+    `UMT_SOURCE_OPTIONS`, e.g. {"visual": "umt_i3d_rgb"}: I3D RGB only, no optical flow) picks the arrays
+    each role reads; by default visual = rgb (+) flow and audio = PANNs."""
+
+    feature_sources = UMT_SOURCES
+
+    def __init__(self, root: str | Path, sources: Mapping[str, str] | None = None):
+        super().__init__(root)
+        chosen = umt_sources(sources)
+        self.feature_sources = {role: src for role, (src, _) in chosen.items()}
+        self._streams = {role: arrays for role, (_, arrays) in chosen.items()}
+
+    def umt_features(self, path: Path) -> dict[str, np.ndarray]:
+        return load_umt_features(path, self._streams)

@@ -3,7 +3,7 @@ per-frame TSV for the MINI-Net variant and 1-fps ground truth, QD-DETR and 5-fol
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,8 @@ from avhighlights.core.errors import DatasetError
 from avhighlights.core.sample import Sample
 from avhighlights.evaluation.datasets import (
     DATASETS,
-    UMT_SOURCES,
-    Dataset,
     Split,
-    load_umt_features,
+    UMTDataset,
     read_json,
     read_jsonl,
     require_file,
@@ -68,7 +66,7 @@ def kfold_splits(video_ids: Sequence[str], seed: int, n_folds: int = N_FOLDS) ->
 
 
 @DATASETS.register("tvsum")
-class TVSumDataset(Dataset):
+class TVSumDataset(UMTDataset):
     """50 videos in 10 categories; one sample per video on 2-s clips.
 
     `labels` = (annotator mean - 1) / 4; `meta["annotations"]` = (clips, 20) clip scores,
@@ -77,18 +75,19 @@ class TVSumDataset(Dataset):
 
     subdir = "tvsum"
     default_protocol = "umt_top5"
-    feature_sources = UMT_SOURCES
     label_meta_keys = ("annotations", "frame_annotations")
 
-    def __init__(self, root: str | Path, groups: Sequence[str] | None = None):
-        super().__init__(root)
+    def __init__(self, root: str | Path, groups: Sequence[str] | None = None,
+                 sources: Mapping[str, str] | None = None):
+        super().__init__(root, sources)
         self.anno = read_json(self.root / "tvsum_anno.json")
         self.groups = tuple(groups) if groups else None
         self._frame_annotations: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def from_data_root(cls, data_root: str | Path, groups: Sequence[str] | None = None) -> TVSumDataset:
-        return cls(Path(data_root) / cls.subdir, groups)
+    def from_data_root(cls, data_root: str | Path, groups: Sequence[str] | None = None,
+                       sources: Mapping[str, str] | None = None) -> TVSumDataset:
+        return cls(Path(data_root) / cls.subdir, groups, sources)
 
     def video_ids(self) -> list[str]:
         return sorted(v for v, a in self.anno.items() if self.groups is None or a["domain"] in self.groups)
@@ -102,7 +101,7 @@ class TVSumDataset(Dataset):
 
     def load_sample(self, video_id: str) -> Sample:
         info = self.anno[video_id]
-        features = load_umt_features(self.root / "features" / f"{video_id}.npz")
+        features = self.umt_features(self.root / "features" / f"{video_id}.npz")
         clip_scores = np.asarray(info["anno"], dtype=np.float32)  # (clips, 20)
         n = min(len(features["visual"]), len(clip_scores))
         meta = {"annotations": clip_scores[:n], "frame_annotations": self.frame_annotations(video_id),

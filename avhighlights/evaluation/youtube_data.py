@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +11,15 @@ import numpy as np
 from avhighlights.core.sample import Sample
 from avhighlights.evaluation.datasets import (
     DATASETS,
-    UMT_SOURCES,
-    Dataset,
     Split,
-    load_umt_features,
+    UMTDataset,
     read_json,
     trim_features,
 )
 
 
 @DATASETS.register("youtube_highlights")
-class YouTubeHighlightsDataset(Dataset):
+class YouTubeHighlightsDataset(UMTDataset):
     """Videos of the domains present (or the `groups` asked for) that have a feature file.
 
     `meta` holds `start_s` / `end_s` of every clip (frame windows / fps), the raw `match` values
@@ -30,19 +28,20 @@ class YouTubeHighlightsDataset(Dataset):
 
     subdir = "youtube_highlights"
     default_protocol = "per_domain"
-    feature_sources = UMT_SOURCES
     label_meta_keys = ("match",)
 
-    def __init__(self, root: str | Path, groups: Sequence[str] | None = None):
-        super().__init__(root)
+    def __init__(self, root: str | Path, groups: Sequence[str] | None = None,
+                 sources: Mapping[str, str] | None = None):
+        super().__init__(root, sources)
         self.anno = read_json(self.root / "youtube_anno.json")
         self.split_lists = read_json(self.root / "splits.json")
         self.groups = tuple(groups) if groups else None
         self._with_features = {p.stem for p in (self.root / "features").glob("*.npz")}
 
     @classmethod
-    def from_data_root(cls, data_root: str | Path, groups: Sequence[str] | None = None) -> YouTubeHighlightsDataset:
-        return cls(Path(data_root) / cls.subdir, groups)
+    def from_data_root(cls, data_root: str | Path, groups: Sequence[str] | None = None,
+                       sources: Mapping[str, str] | None = None) -> YouTubeHighlightsDataset:
+        return cls(Path(data_root) / cls.subdir, groups, sources)
 
     def video_ids(self) -> list[str]:
         return sorted(v for v, a in self.anno.items()
@@ -51,7 +50,7 @@ class YouTubeHighlightsDataset(Dataset):
     def load_sample(self, video_id: str) -> Sample:
         info = self.anno[video_id]
         fps = float(info["fps"])
-        features = load_umt_features(self.root / "features" / f"{video_id}.npz")
+        features = self.umt_features(self.root / "features" / f"{video_id}.npz")
         windows = np.asarray(info["clip"], dtype=np.float64).reshape(-1, 2)  # (clips, 2) frames
         match = np.asarray(info["match"], dtype=np.float32)
         n = min(len(features["visual"]), len(windows), len(match))

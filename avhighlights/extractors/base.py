@@ -35,6 +35,7 @@ class Extractor(ABC):
     # weights_sha256), never the output: left out of the cache identity.
     runtime_fields: ClassVar[frozenset[str]] = frozenset({"batch_size", "weights_path"})
     modality: ClassVar[str]
+    reproduces: ClassVar[tuple[str, ...]] = ()  # dataset feature sources it reproduces (extractors/bridges.py)
     Config: ClassVar[type]
 
     def __init__(self, config: Any = None, device: str | torch.device | None = None):

@@ -1,8 +1,9 @@
 """Two-stream I3D clip features per 2-s window: the raw-video bridge to the UMT release's `umt_i3d_rgb_flow`.
 
 `i3d` (2048-d = RGB 1024 ⊕ flow 1024, the order of the UMT files) and `i3d_rgb` (the RGB 1024 only, for machines
-without a GPU; it reproduces no dataset source, whose rows are 2048-d). Network: `i3d_net.InceptionI3d` loading the
-pytorch-i3d Kinetics-400 checkpoints (`rgb_imagenet.pt`, `flow_imagenet.pt`) with strict=True; flow: RAFT
+without a GPU: the bridge to `umt_i3d_rgb`, the RGB half of the UMT files, which the zoo's visual-only model
+reads). Network: `i3d_net.InceptionI3d` loading the pytorch-i3d Kinetics-400 checkpoints (`rgb_imagenet.pt`,
+`flow_imagenet.pt`) with strict=True; flow: RAFT
 (`optical_flow.py`).
 
 Recipe, and where each detail comes from. [K] = known from the sources: UMT issues #7, #17, #22 (I3D "via
@@ -231,7 +232,8 @@ class I3DRgbFlowExtractor(I3DExtractor):
 
 @EXTRACTORS.register("i3d_rgb")
 class I3DRgbExtractor(I3DExtractor):
-    """1024-d I3D RGB per 2-s window, no optical flow (fast on a CPU; reproduces no dataset source)."""
+    """1024-d I3D RGB per 2-s window, no optical flow (fast on a CPU; the UMT files' `rgb` half, `umt_i3d_rgb`)."""
 
     version = "1"
     streams = ("rgb",)
+    reproduces = ("umt_i3d_rgb",)

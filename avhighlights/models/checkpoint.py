@@ -35,9 +35,11 @@ class CheckpointInfo:
 
 
 def save_checkpoint(method: HighlightMethod, path: str | Path, binding: Mapping[str, FeatureSource],
-                    training: Mapping[str, Any] | None = None, model_card: Mapping[str, Any] | None = None) -> Path:
-    """Write `method` (weights + everything needed to rebuild it) atomically to `path`."""
-    tensors = {k: _as_tensor(v) for k, v in method.state_dict().items()}
+                    training: Mapping[str, Any] | None = None, model_card: Mapping[str, Any] | None = None,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write `method` (weights + everything needed to rebuild it) atomically to `path`; `dtype` (e.g.
+    torch.float16, half the size) casts its floating-point tensors (loading casts them back to the method's)."""
+    tensors = {k: _as_tensor(v, dtype) for k, v in method.state_dict().items()}
     meta = {
         "format": FORMAT,
         "method": method.name,
@@ -96,7 +98,7 @@ def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSour
     method = create_method(info.method, dims, info.config)
     try:
         state = load_file(str(_existing(path)))
-        method.load_state_dict(state)
+        method.load_state_dict(_cast_like(state, method.state_dict()))
     except (SafetensorError, RuntimeError, KeyError) as exc:
         raise CheckpointError(f"{path}: weights do not fit method {info.method!r} ({exc})") from None
     return method, info
@@ -145,9 +147,21 @@ def describe_binding(binding: Mapping[str, FeatureSource]) -> str:
     return ", ".join(f"{role}={src.name} v{src.version}" for role, src in sorted(binding.items())) or "(none)"
 
 
-def _as_tensor(value: Any) -> torch.Tensor:
+def _as_tensor(value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+    if dtype is not None and tensor.is_floating_point():
+        tensor = tensor.to(dtype)
     return tensor.detach().cpu().contiguous()
+
+
+def _cast_like(state: Mapping[str, torch.Tensor], reference: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """`state` with each floating-point tensor in the dtype of the method's own tensor of that name."""
+    out = {}
+    for key, value in state.items():
+        ref = reference.get(key)
+        same_kind = isinstance(ref, torch.Tensor) and ref.is_floating_point() and value.is_floating_point()
+        out[key] = value.to(ref.dtype) if same_kind else value
+    return out
 
 
 def _existing(path: str | Path) -> Path:
