@@ -251,11 +251,13 @@ def test_container_timecode_tag_is_read(tmp_path):
 
 
 def test_flow_export_parameter_builds_the_writing_options():
+    """The flows' `config` parameter carries the export formats (RunConfig.render); an unknown one fails the run."""
     pytest.importorskip("prefect")
     from avhighlights.core.errors import ConfigError
-    from avhighlights.flows.extract_and_score import _render_options
+    from avhighlights.flows.extract_and_score import flow_config
 
-    assert _render_options(True, ["edl", "fcpxml"]).formats == ("edl", "fcpxml")
-    assert "otio" in _render_options(False, None).formats
+    assert flow_config({"render": {"stream_copy": True, "formats": ["edl", "fcpxml"]}}).render.formats == (
+        "edl", "fcpxml")
+    assert "otio" in flow_config({"render": {"stream_copy": False}}).render.formats
     with pytest.raises(ConfigError, match="unknown export formats"):
-        _render_options(False, ["edl", "aaf"])
+        flow_config({"render": {"formats": ["edl", "aaf"]}})
