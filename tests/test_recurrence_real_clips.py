@@ -52,6 +52,7 @@ def test_default_recurrence_fit_on_real_clips_does_not_collapse(real_cuts, real_
     assert report.training["epochs"] == 20 and report.training["lr"] == 5e-4
 
 
+@pytest.mark.slow
 def test_default_rasl_fit_on_real_clips_does_not_collapse(real_cuts, real_weights, tmp_path):
     report = fit_on_videos(real_cuts, "rasl", tmp_path / "rasl.safetensors", binding_overrides=BINDING,
                            method_overrides={"epochs": 3}, store=str(tmp_path / "store"), seed=0)
