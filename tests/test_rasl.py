@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from avhighlights.core.errors import ConfigError
+from avhighlights.core.near_constant import CollapsedFitError
 from avhighlights.core.sample import FeatureSource, Sample
 from avhighlights.models.base import METHODS, create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
@@ -177,3 +178,25 @@ def test_shared_kernels_make_scores_position_invariant():
     np.testing.assert_allclose(s_shared.numpy(), s_shared[0].item(), atol=1e-6)
     assert float(s_per_step.std()) > 1e-4
     assert create_method("rasl", DIMS, {**TINY, "per_step_kernels": False}).predict(video(6, 5)).shape == (6,)
+
+
+def _dead_score_head(overrides: dict):
+    """The visual score FC zeroed and an lr too small to revive it: s^v = 0 everywhere (a collapsed fit)."""
+    method = create_method("rasl", DIMS, {**TINY, "lr": 1e-12, **overrides})
+    with torch.no_grad():
+        method.module.branches["visual"].score.weight.zero_()
+    return method
+
+
+def test_collapsed_pretraining_is_retried_from_a_fresh_network_at_a_tenth_of_the_lr():
+    healthy = create_method("rasl", DIMS, TINY).fit([video(9, 2), video(5, 3)], seed=0)
+    assert healthy["attempts"] == [0.0] and healthy["near_constant_on_train"] == 0.0
+    method = _dead_score_head({})
+    report = method.fit([video(9, 2), video(5, 3)], seed=0)
+    assert report["attempts"] == [1.0, 0.0] and report["lr"] == pytest.approx(1e-13)
+    assert np.ptp(method.predict(video(11, 4))) == 1.0
+
+
+def test_pretraining_that_stays_collapsed_is_refused():
+    with pytest.raises(CollapsedFitError, match="rasl: the fit collapsed .* all 1 attempts"):
+        _dead_score_head({"collapse_retries": 0}).fit([video(9, 2), video(5, 3)], seed=0)

@@ -9,6 +9,10 @@ Windows: training uses consecutive non-overlapping windows of N steps (a final p
 is taken as the last N steps); videos shorter than N are looped, then cropped to N. Inference
 splits a video into consecutive N-step chunks, loops each short chunk to N, keeps the scores of
 its real steps, concatenates and min-max normalises per video.
+
+Collapse guard: a pretraining whose visual scores are near-constant on more than half of the training
+videos is retried `collapse_retries` times from a fresh initialisation with the learning rate divided
+by 10 each time, then refused with CollapsedFitError (core/near_constant.guarded_fit).
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avhighlights.core.errors import ConfigError
+from avhighlights.core.near_constant import guarded_fit
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.sample import Sample
-from avhighlights.models.base import METHODS
+from avhighlights.models.base import METHODS, collapsed_fraction
 from avhighlights.models.rasl_losses import (
     kpoint_loss,
     logit_scale,
@@ -36,6 +42,7 @@ from avhighlights.models.rasl_net import RASLNet
 from avhighlights.models.torch_method import Batch, TorchMethod, minibatches, run_epochs, set_seed
 
 MODALITIES = ("visual", "audio")
+RETRY_LR_FACTOR = 0.1  # the collapse guard's fallback: each retry divides the learning rate by 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,7 @@ class RASLConfig:
     contrast: bool = True  # False: the "without contrast" ablation of the k-point loss
     attn_bias: bool = True
     per_step_kernels: bool = True  # spec default; False shares each conv kernel over the window's steps
+    collapse_retries: int = 2  # collapse guard: retries at lr / 10 each before refusing
 
 
 def loop_to_length(values: np.ndarray, n_steps: int) -> np.ndarray:
@@ -131,15 +139,32 @@ class RASLMethod(TorchMethod):
 
     def fit(self, train: Sequence[Sample], val: Sequence[Sample] | None = None, seed: int = 0,
             progress: ProgressFn | None = None) -> dict[str, Any]:
-        """Pretrain on windows of `train` (labels never read; `val` unused). Returns the loss history."""
-        set_seed(seed)
-        rng, generator = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+        """Pretrain on windows of `train` under the collapse guard (labels never read; `val` unused).
+        Returns the loss history."""
+        if self.config.collapse_retries < 0:
+            raise ConfigError(f"rasl: collapse_retries must be >= 0, got {self.config.collapse_retries}")
         windows = self.training_windows(train)
-        optimiser = torch.optim.RMSprop(self.module.parameters(), lr=self.config.lr)
+        visual = [np.asarray(s.features["visual"], dtype=np.float32) for s in train]
+        hint = "Lower the learning rate (--set lr=...) or train longer (--set epochs=...)."
+        report = guarded_fit(lambda attempt: self._pretrain(windows, visual, seed, attempt, progress),
+                             self.config.collapse_retries, "rasl", hint)
+        return {"windows": len(windows), **report, "parameters": self.parameter_count(),
+                "final_logit_scale": float(logit_scale(self.module.gamma.detach(), self.config.gamma_mode))}
+
+    def _pretrain(self, windows: list, visual: list[np.ndarray], seed: int, attempt: int,
+                  progress: ProgressFn | None) -> tuple[dict[str, Any], float]:
+        """One pretraining run (attempt > 0: a fresh network, seed + attempt, lr x RETRY_LR_FACTOR ** attempt);
+        returns its report and the fraction of training videos with near-constant visual scores."""
+        set_seed(seed + attempt)
+        if attempt:
+            self.module = self.build_module().to(self.device)
+        lr = self.config.lr * RETRY_LR_FACTOR**attempt
+        rng, generator = np.random.default_rng(seed + attempt), torch.Generator().manual_seed(seed + attempt)
+        optimiser = torch.optim.RMSprop(self.module.parameters(), lr=lr)
         run = run_epochs(self.module, self.config.epochs,
                          lambda _: self._train_epoch(windows, optimiser, rng, generator), None, progress)
-        return {"windows": len(windows), "history": run.history, "parameters": self.parameter_count(),
-                "final_logit_scale": float(logit_scale(self.module.gamma.detach(), self.config.gamma_mode))}
+        collapsed = collapsed_fraction([self.video_scores(v, normalise=False) for v in visual])
+        return {"history": run.history, "lr": lr, "near_constant_on_train": collapsed}, collapsed
 
     def _train_epoch(self, windows: list, optimiser: torch.optim.Optimizer, rng: np.random.Generator,
                      generator: torch.Generator) -> dict[str, float]:
@@ -169,15 +194,16 @@ class RASLMethod(TorchMethod):
         return scores
 
     @torch.no_grad()
-    def video_scores(self, visual: np.ndarray) -> np.ndarray:
-        """Visual-branch scores of one video (T, Dv) -> (T,) in [0, 1]."""
+    def video_scores(self, visual: np.ndarray, normalise: bool = True) -> np.ndarray:
+        """Visual-branch scores of one video (T, Dv) -> (T,) in [0, 1] (raw s^v without `normalise`:
+        min-max would stretch a collapsed, near-constant s^v to [0, 1])."""
         self.module.eval()
         n = self.config.window_steps
         chunks = inference_chunks(len(visual), n)
         windows = torch.from_numpy(np.stack([loop_to_length(visual[s:e], n) for s, e in chunks]))  # (W, N, Dv)
         s = self.module.visual_scores(windows.float().to(self.device)).cpu().numpy()  # (W, N)
         raw = np.concatenate([s[w, : e - start] for w, (start, e) in enumerate(chunks)])
-        return min_max(raw.astype(np.float64))
+        return min_max(raw.astype(np.float64)) if normalise else raw.astype(np.float64)
 
 
 def complexity(dim: int = 1024, n_steps: int = 150, k: int = 10) -> dict[str, float]:
