@@ -105,7 +105,21 @@ def tiny_video(tmp_path_factory) -> Path:
                                 SyntheticSpec(duration_s=4.0, width=160, height=120, event_times_s=(1.0,)))
 
 
-@pytest.mark.slow  # ~12 s (a subprocess); test_get_or_compute_* covers the same recompute in-process
+def test_score_recomputes_a_corrupt_entry_in_process(tiny_video: Path, tmp_path: Path):
+    """`score` (the shared decode pass first asks the store what is missing) treats a corrupt entry as missing:
+    it is recomputed, not an error."""
+    store_root, out = tmp_path / "store", tmp_path / "out"
+    args = ["score", str(tiny_video), "--method", "loudness", "--out", str(out), "--store", str(store_root),
+            "--progress", "none", "--no-clips"]
+    assert main(args) == 0
+    (folder,) = [p.parent for p in store_root.glob("*/*/manifest.json")]
+    _flip_span_byte(folder, index=3, mask=0x3F)
+    assert FeatureStore(store_root).verify().corrupt != []
+    assert main(args) == 0
+    assert FeatureStore(store_root).verify().corrupt == []
+
+
+@pytest.mark.slow  # ~12 s (a subprocess); test_score_recomputes_a_corrupt_entry_in_process covers it in-process
 def test_score_cli_recomputes_a_bad_spans_file_with_a_one_line_warning(tiny_video: Path, tmp_path: Path):
     store_root, out = tmp_path / "store", tmp_path / "out"
     args = ["score", str(tiny_video), "--method", "loudness", "--out", str(out), "--store", str(store_root),

@@ -254,7 +254,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
         kind += ", supervised" if cls.trainable and cls.supervised else (", unsupervised" if cls.trainable else "")
         print(f"{name:12s} {kind:26s} roles: {', '.join(cls.roles) or '-'}")
         for entry in (e for e in zoo if e.method == name):
-            numbers = ", ".join(f"{k} {v:g}" for k, v in entry.numbers.items())
+            numbers = ", ".join(f"{k} {v:.4g}" for k, v in entry.numbers.items())
             default = " (default)" if entry.default else ""
             print(f"  zoo:{entry.name}{default}: {entry.summary}" + (f" [{numbers}]" if numbers else ""))
     return 0

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from avhighlights.core.errors import FeatureStoreError
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.timebase import FeatureTrack, Spans, align_track
 from avhighlights.core.types import MediaSource, VideoInfo
@@ -96,7 +97,14 @@ def extract_features(info: VideoInfo, extractors: Sequence[Extractor], store=Non
 
 
 def _is_missing(info: VideoInfo, extractor: Extractor, store) -> bool:
-    return store is None or store.get(store.key_for(info.sha256, extractor)) is None
+    """True when `store` has no usable entry: absent, or corrupt (`get_or_compute` then removes and recomputes it,
+    with one warning, so the shared decode pass must serve this extractor too)."""
+    if store is None:
+        return True
+    try:
+        return store.get(store.key_for(info.sha256, extractor)) is None
+    except FeatureStoreError:
+        return True
 
 
 class SharedPass:

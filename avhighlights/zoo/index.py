@@ -51,7 +51,8 @@ class ZooEntry:
         return cls(name=str(data["name"]), method=str(data["method"]), file=str(data["file"]),
                    sha256=str(data["sha256"]).lower(), default=bool(data.get("default", False)),
                    summary=str(data.get("summary", "")),
-                   numbers={str(k): float(v) for k, v in dict(data.get("numbers") or {}).items()})
+                   numbers={str(k): float(v) for k, v in dict(data.get("numbers") or {}).items()
+                            if v is not None})  # null: not measured
 
 
 def zoo_dir() -> Path:
