@@ -21,7 +21,7 @@ from avhighlights.core.errors import CheckpointMismatchError, WeightsNotFoundErr
 from avhighlights.core.sample import FeatureSource, Sample
 from avhighlights.core.timebase import FeatureTrack, align, second_grid
 from avhighlights.core.types import VideoInfo
-from avhighlights.evaluation.datasets import UMT_SOURCES
+from avhighlights.evaluation.datasets import UMT_SOURCE_OPTIONS, UMT_SOURCES
 from avhighlights.extractors import create_extractor
 from avhighlights.extractors.bridges import bridge_for, bridges
 from avhighlights.extractors.i3d import I3D_FLOW, I3D_RGB, flow_to_unit_range, window_times
@@ -192,9 +192,10 @@ def _i3d_file(folder: Path, channels: int) -> Path:
 # --- bridge table, refusals, scoring on the bridge's rows ---------------------------------------------------------
 
 def test_every_dataset_source_of_the_benchmarks_has_its_bridge():
-    assert bridges() == {"umt_i3d_rgb_flow": "i3d", "umt_panns_cnn14": "panns_cnn14_2s",
+    assert bridges() == {"umt_i3d_rgb_flow": "i3d", "umt_i3d_rgb": "i3d_rgb", "umt_panns_cnn14": "panns_cnn14_2s",
                          "yt8m_rgb_dequantised": "inception_v3_pca_yt8m"}
-    for source in UMT_SOURCES.values():
+    options = [source for role in UMT_SOURCE_OPTIONS.values() for source, _ in role.values()]
+    for source in [*UMT_SOURCES.values(), *options]:
         assert create_extractor(bridge_for(source.name)).dim == source.dim
     with pytest.raises(CheckpointMismatchError, match="no registered extractor reproduces dataset feature source"):
         bridge_for("qv_slowfast_clip")
