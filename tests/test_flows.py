@@ -179,6 +179,7 @@ def test_flow_fits_an_unsupervised_method_on_the_fly_and_reuses_the_fit(prefect_
     again = extract_and_score(str(tiny_videos[1]), common, out_dir=str(tmp_path / "o2"))
     assert again["fit"]["status"] == "subset" and again["checkpoint"] == first["checkpoint"]
     assert again["cache_misses"] == []  # the library's features were stored by the first fit
+    monkeypatch.setenv("AVH_ZOO_DIR", str(tmp_path / "empty_zoo"))  # no zoo model for joint_va to fall back on
     for bad in ({"method": "joint_va"}, {"binding_overrides": {"nosuchrole": "logmel"}}):
         state = extract_and_score(str(tiny_videos[4]), {**common, "scorer": {**scorer, **bad}},
                                   out_dir=str(tmp_path / "o3"), return_state=True)
