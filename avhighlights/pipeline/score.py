@@ -3,13 +3,10 @@ The scorer comes from the factory of `pipeline/scorer.py`; selection and renderi
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.sample import Sample
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import ScoreCurve, VideoInfo
-from avhighlights.extractors.base import EXTRACTORS
 from avhighlights.extractors.store import FeatureStore
 from avhighlights.pipeline.binding import (  # noqa: F401  (re-exported: the binding helpers)
     build_extractors,
@@ -46,11 +43,3 @@ def score_video(scorer: PreparedScorer, info: VideoInfo, store: FeatureStore | N
                 stats: ExtractionStats | None = None, progress: ProgressFn | None = None) -> ScoreCurve:
     """`featurize` then `score_sample`: the score curve of one probed video."""
     return score_sample(scorer, info, featurize(scorer.extractors, info, store, stats=stats, progress=progress))
-
-
-def registered_extractors() -> list[str]:
-    return EXTRACTORS.names()
-
-
-def describe_path(path: str | Path) -> str:
-    return str(Path(path))
