@@ -248,8 +248,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     from avhighlights.zoo import zoo_entries
 
     zoo = zoo_entries()
-    for name in METHODS.names():
-        cls = METHODS.get(name)
+    for name, cls in METHODS.load_all().items():
         kind = "trainable" if cls.trainable else "reference"
         kind += ", supervised" if cls.trainable and cls.supervised else (", unsupervised" if cls.trainable else "")
         print(f"{name:12s} {kind:26s} roles: {', '.join(cls.roles) or '-'}")
@@ -263,8 +262,7 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 def _cmd_extractors(args: argparse.Namespace) -> int:
     from avhighlights.extractors import EXTRACTORS
 
-    for name in EXTRACTORS.names():
-        cls = EXTRACTORS.get(name)
+    for name, cls in EXTRACTORS.load_all().items():
         print(f"{name:18s} v{cls.version:4s} {cls.modality}")
     return 0
 

@@ -109,8 +109,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from avhighlights.extractors import EXTRACTORS
     from avhighlights.extractors.weights import import_weights
 
+    EXTRACTORS.load_all()  # every extractor module registers its weight files on import
     names = None
     if args.extractor is not None:
         names = extractor_weight_names(args.extractor)[args.extractor]

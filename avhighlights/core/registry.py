@@ -1,8 +1,10 @@
-"""A small name -> class registry shared by extractors, scorers and methods (timm style)."""
+"""A small name -> class registry shared by extractors, scorers and methods (timm style), whose names can be
+declared with the module they live in and imported on first use (entry-point style)."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -14,16 +16,39 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps a registered name to a class; `kind` names what is registered in error messages."""
+    """Maps a name to a class; `kind` names what is registered in error messages.
+
+    A name is either registered (its module ran `@REGISTRY.register(name)` on the class) or only declared
+    (`declare(name, "package.module:ClassName")`, entry-point style): a declared name is listed by `names()` and
+    found by `in` without importing anything, and `get(name)` imports its module on first use, whose decorator
+    then registers it. `load_all()` imports every declared module, for whoever needs every class.
+    """
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, type[T]] = {}
+        self._declared: dict[str, str] = {}  # name -> "module:attribute"
+
+    def declare(self, name: str, target: str) -> None:
+        """Declare that `name` is registered by the class `target` ("package.module:ClassName") on import."""
+        module, sep, attribute = target.partition(":")
+        if not (sep and module and attribute):
+            raise RegistryError(f"{self.kind} {name!r}: declaration {target!r} is not 'package.module:ClassName'")
+        if self._declared.get(name, target) != target:
+            raise RegistryError(f"{self.kind} {name!r} is declared twice: as {self._declared[name]} and as {target}")
+        if name in self._entries and _target_of(self._entries[name]) != target:
+            raise RegistryError(f"{self.kind} {name!r} is registered by {_target_of(self._entries[name])}, "
+                                f"not by {target} as declared")
+        self._declared[name] = target
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorator(cls: type[T]) -> type[T]:
             if name in self._entries and self._entries[name] is not cls:
                 raise RegistryError(f"{self.kind} {name!r} is registered twice")
+            declared = self._declared.get(name)
+            if declared is not None and declared != _target_of(cls):
+                raise RegistryError(f"{self.kind} {name!r} is declared as {declared}, but {_target_of(cls)} "
+                                    f"registers it")
             cls.name = name  # type: ignore[attr-defined]
             self._entries[name] = cls
             return cls
@@ -31,17 +56,46 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> type[T]:
+        """The class of `name`, importing its declared module on first use."""
+        if name not in self._entries and name in self._declared:
+            self._import(name)
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "none"
+            known = ", ".join(self.names()) or "none"
             raise RegistryError(f"unknown {self.kind} {name!r}; registered: {known}") from None
 
+    def load_all(self) -> dict[str, type[T]]:
+        """Every class (declared modules imported now), by name, sorted."""
+        return {name: self.get(name) for name in self.names()}
+
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Registered and declared names, sorted (nothing is imported)."""
+        return sorted(self._entries.keys() | self._declared.keys())
+
+    def is_loaded(self, name: str) -> bool:
+        """True when `name`'s class is registered (its module imported)."""
+        return name in self._entries
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._declared
+
+    def _import(self, name: str) -> None:
+        target = self._declared[name]
+        module = target.partition(":")[0]
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any failure of a declared module becomes a typed error
+            raise RegistryError(f"{self.kind} {name!r}: its module {module} (declared as {target}) cannot be "
+                                f"imported: {type(exc).__name__}: {exc}") from exc
+        if name not in self._entries:
+            raise RegistryError(f"{self.kind} {name!r} is declared as {target}, but importing {module} did not "
+                                f"register it (no @register({name!r}) there)")
+
+
+def _target_of(cls: type) -> str:
+    """`cls` as a declaration target, "package.module:ClassName"."""
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def build_config(config_cls: type, overrides: Mapping[str, Any] | None = None) -> Any:

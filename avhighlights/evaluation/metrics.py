@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from avhighlights.evaluation.ap import ap_step, as_pair, top_k_mask
 
@@ -66,6 +65,8 @@ def _nan_to_zero(value: float) -> float:
 
 def spearman_rho(pred, gt) -> float:
     """Spearman rho with average ranks (scipy); NaN from constant input becomes 0."""
+    from scipy import stats  # here: importing the metrics (models.davihd does) must not load scipy.stats
+
     p, g = as_pair(pred, gt, "spearman_rho")
     if _constant(p) or _constant(g):
         return 0.0
@@ -74,6 +75,8 @@ def spearman_rho(pred, gt) -> float:
 
 def kendall_tau_b(pred, gt) -> float:
     """Kendall tau-b (tie-corrected, scipy default); NaN from constant input becomes 0."""
+    from scipy import stats
+
     p, g = as_pair(pred, gt, "kendall_tau_b")
     if _constant(p) or _constant(g):
         return 0.0

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from avhighlights.core.frame_requests import FrameRequest, MediaRequest
 from avhighlights.core.registry import Registry, build_config, config_to_dict
@@ -16,6 +15,9 @@ from avhighlights.core.sample import FeatureSource, identity_hash
 from avhighlights.core.timebase import FeatureTrack
 from avhighlights.core.types import ClipBatch, FrameBatch, MediaSource, VideoInfo
 from avhighlights.extractors.weights import Preprocess, get_weight_spec, weights_identity
+
+if TYPE_CHECKING:  # torch is imported where a device or a network is used: weight-free extractors never load it
+    import torch
 
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
@@ -40,7 +42,20 @@ class Extractor(ABC):
 
     def __init__(self, config: Any = None, device: str | torch.device | None = None):
         self.config = config if config is not None else self.Config()
-        self.device = torch.device(device) if device is not None else default_device()
+        self._device: str | torch.device | None = device  # resolved on first use of `device`
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device to run on (default: `default_device()`), resolved on first use."""
+        import torch
+
+        if not isinstance(self._device, torch.device):
+            self._device = torch.device(self._device) if self._device is not None else default_device()
+        return self._device
+
+    @device.setter
+    def device(self, device: str | torch.device | None) -> None:
+        self._device = device
 
     @property
     @abstractmethod
@@ -96,10 +111,13 @@ class NetworkExtractor(Extractor):
 
     def __init__(self, config: Any = None, device: str | torch.device | None = None):
         super().__init__(config, device)
+        self._device = self.device  # resolved now: a bad device fails when the network extractor is built
         self._net: torch.nn.Module | None = None
 
     @property
     def net(self) -> torch.nn.Module:
+        import torch
+
         if self._net is None:
             torch.manual_seed(self.config.seed)
             net = self.build_net().eval().to(self.device)
@@ -181,6 +199,8 @@ def report_media_progress(media: MediaSource, done_s: float) -> None:
 
 
 def default_device() -> torch.device:
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -193,6 +213,8 @@ def create_extractor(name: str, overrides: Mapping[str, Any] | None = None,
 
 def autocast_context(device: torch.device, enabled: bool = True):
     """bf16 autocast on CUDA (fp32 and deterministic on CPU)."""
+    import torch
+
     if device.type == "cuda" and enabled:
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)

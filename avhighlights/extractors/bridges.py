@@ -3,7 +3,7 @@
 A benchmark checkpoint trained on a dataset's released features (a `FeatureSource` of kind "dataset", e.g. the UMT
 release's `umt_i3d_rgb_flow`) can score raw video only through an extractor that reproduces those features. An
 extractor declares the sources it reproduces in its class attribute `reproduces` (a tuple of dataset source names;
-absent = none); this module builds the source -> extractor table from the registry.
+absent = none); this module builds the source -> extractor table from the registry (`EXTRACTORS.load_all()`).
 
 Registered bridges: `umt_i3d_rgb_flow` -> `i3d`, `umt_panns_cnn14` -> `panns_cnn14_2s`, `yt8m_rgb_dequantised` ->
 `inception_v3_pca_yt8m`.
@@ -21,10 +21,10 @@ def reproduced_sources(extractor_name: str) -> tuple[str, ...]:
 
 
 def bridges() -> dict[str, str]:
-    """dataset feature source name -> the registered extractor that reproduces it."""
+    """dataset feature source name -> the registered extractor that reproduces it (every extractor is imported)."""
     table: dict[str, str] = {}
-    for name in EXTRACTORS.names():
-        for source in reproduced_sources(name):
+    for name, cls in EXTRACTORS.load_all().items():
+        for source in getattr(cls, "reproduces", ()):
             if source in table:
                 raise RegistryError(f"extractors {table[source]!r} and {name!r} both declare that they reproduce "
                                     f"dataset source {source!r}")

@@ -25,15 +25,17 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fsspec
 import numpy as np
 
 from avhighlights import __version__
 from avhighlights.core.errors import FeatureStoreError
 from avhighlights.core.timebase import FeatureTrack, Spans
 from avhighlights.extractors.base import Extractor
+
+if TYPE_CHECKING:  # fsspec is imported when a store is opened: --no-cache runs never load it
+    import fsspec
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -83,6 +85,8 @@ class FeatureStore:
 
     def __init__(self, root: str | Path | None = None, create: bool = True):
         """`create=False` (inspection and maintenance) refuses a local root that does not exist."""
+        import fsspec
+
         root = str(root or default_store_root())
         try:
             self.fs, self.root = fsspec.core.url_to_fs(root)

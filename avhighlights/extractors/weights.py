@@ -21,8 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from avhighlights.core.atomic import atomic_path, write_json
 from avhighlights.core.errors import CheckpointError, RegistryError, WeightsHashError, WeightsNotFoundError
@@ -30,6 +29,9 @@ from avhighlights.core.errors import CheckpointError, RegistryError, WeightsHash
 HASH_CHUNK_BYTES = 1 << 20
 DOWNLOAD_TIMEOUT_S = 60.0
 WEIGHTS_DIR_ENV = "AVH_WEIGHTS_DIR"
+
+if TYPE_CHECKING:  # torch is imported by the loaders below, not by whoever only looks weights up
+    import torch
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,8 @@ CONTAINER_KEYS = ("state_dict", "model", "model_state_dict")
 def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint: safetensors by suffix, else `torch.load(weights_only=True)` on CPU,
     unwrapping a {"state_dict"|"model"|"model_state_dict": {...}} container."""
+    import torch
+
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
@@ -331,6 +335,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _unwrap(loaded: object, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
     if isinstance(loaded, dict):
         for key in CONTAINER_KEYS:
             if isinstance(loaded.get(key), dict):

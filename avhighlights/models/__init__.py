@@ -1,7 +1,23 @@
-"""Highlight methods, registered by name in `METHODS` (importing this package registers them all)."""
+"""Highlight methods, registered by name in `METHODS`.
+
+Every name is declared here with the class it lives in, without importing it: `METHODS.get(name)` (and so
+`create_method` and checkpoint loading) imports only that method's module; `METHODS.load_all()` imports them all.
+"""
 
 from avhighlights.core.sample import FeatureSource, Sample
-from avhighlights.models import baselines, davihd, hpcl, joint_va, rasl, recurrence  # noqa: F401  (registration)
 from avhighlights.models.base import METHODS, HighlightMethod, create_method
+
+DECLARED = {
+    "davihd": "avhighlights.models.davihd:DAViHDMethod",
+    "feature_norm": "avhighlights.models.baselines:FeatureNormMethod",
+    "hpcl": "avhighlights.models.hpcl:HPCLMethod",
+    "joint_va": "avhighlights.models.joint_va:JointVAMethod",
+    "loudness": "avhighlights.models.baselines:LoudnessMethod",
+    "random": "avhighlights.models.baselines:RandomMethod",
+    "rasl": "avhighlights.models.rasl:RASLMethod",
+    "recurrence": "avhighlights.models.recurrence:RecurrenceMethod",
+}
+for _name, _target in DECLARED.items():
+    METHODS.declare(_name, _target)
 
 __all__ = ["METHODS", "FeatureSource", "HighlightMethod", "Sample", "create_method"]

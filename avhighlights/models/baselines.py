@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
+from numpy.lib.stride_tricks import sliding_window_view
 
 from avhighlights.core.errors import ConfigError
 from avhighlights.core.sample import Sample
 from avhighlights.models.base import METHODS, HighlightMethod
 
 RMS_COLUMN, FLUX_COLUMN = 0, 2
+MEDIAN_CHUNK_VALUES = 1 << 20  # bounds the working copy of `running_median` (values per chunk of windows)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,20 @@ class RandomMethod(HighlightMethod):
 class LoudnessConfig:
     window_s: float = 30.0  # running-median window for the local loudness reference
     flux_weight: float = 0.5  # weight of the positive spectral-flux term
+
+
+def running_median(values: np.ndarray, window: int) -> np.ndarray:
+    """The median of the `window` values centred on each of the 1-D `values` (odd `window`), the edges repeated
+    beyond both ends: `scipy.ndimage.median_filter(values, size=window, mode="nearest")`, exactly, in numpy (an odd
+    window's median is one of its values), computed in chunks so a long input needs little memory."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"running_median needs an odd window, got {window}")
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values.copy()
+    windows = sliding_window_view(np.pad(values, window // 2, mode="edge"), window)  # (T, window), a view
+    rows = max(1, MEDIAN_CHUNK_VALUES // window)
+    return np.concatenate([np.median(windows[i:i + rows], axis=1) for i in range(0, len(values), rows)])
 
 
 def zscore(values: np.ndarray) -> np.ndarray:
@@ -79,7 +94,7 @@ class LoudnessMethod(HighlightMethod):
         feats = np.asarray(sample.features["loudness"], dtype=np.float64)  # (T, 3)
         rms, flux = feats[:, RMS_COLUMN], feats[:, FLUX_COLUMN]
         window = max(1, int(round(self.config.window_s / sample.step_s))) | 1  # odd, in steps
-        dynamics = rms - median_filter(rms, size=window, mode="nearest")
+        dynamics = rms - running_median(rms, window)
         return zscore(dynamics) + self.config.flux_weight * np.maximum(zscore(flux), 0.0)
 
 

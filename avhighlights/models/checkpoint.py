@@ -9,18 +9,19 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from avhighlights.core.atomic import atomic_path
 from avhighlights.core.errors import CheckpointError, CheckpointMismatchError
 from avhighlights.core.registry import config_to_dict
 from avhighlights.core.sample import FeatureSource
 from avhighlights.models.base import HighlightMethod, create_method
+
+if TYPE_CHECKING:  # torch is imported where tensors are written or read, not by metadata readers
+    import torch
 
 FORMAT = "avhighlights-checkpoint/1"
 
@@ -39,6 +40,8 @@ def save_checkpoint(method: HighlightMethod, path: str | Path, binding: Mapping[
                     dtype: torch.dtype | None = None) -> Path:
     """Write `method` (weights + everything needed to rebuild it) atomically to `path`; `dtype` (e.g.
     torch.float16, half the size) casts its floating-point tensors (loading casts them back to the method's)."""
+    from safetensors.torch import save_file
+
     tensors = {k: _as_tensor(v, dtype) for k, v in method.state_dict().items()}
     meta = {
         "format": FORMAT,
@@ -61,7 +64,7 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
 
     path = _existing(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:  # metadata only: no torch needed
             meta = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
@@ -91,6 +94,8 @@ def _json_object(meta: Mapping[str, str], name: str) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSource] | None = None
                     ) -> tuple[HighlightMethod, CheckpointInfo]:
     """Rebuild the method stored at `path`; refuse it when `expected_binding` differs."""
+    from safetensors.torch import load_file
+
     info = read_checkpoint_info(path)
     if expected_binding is not None:
         check_binding(path, info.binding, expected_binding)
@@ -148,6 +153,8 @@ def describe_binding(binding: Mapping[str, FeatureSource]) -> str:
 
 
 def _as_tensor(value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    import torch
+
     tensor = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
     if dtype is not None and tensor.is_floating_point():
         tensor = tensor.to(dtype)
@@ -156,6 +163,8 @@ def _as_tensor(value: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
 
 def _cast_like(state: Mapping[str, torch.Tensor], reference: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """`state` with each floating-point tensor in the dtype of the method's own tensor of that name."""
+    import torch
+
     out = {}
     for key, value in state.items():
         ref = reference.get(key)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import average_precision_score
 from torch import nn
 
 from avhighlights.core.errors import ConfigError
@@ -68,6 +67,8 @@ def required_labels(sample: Sample, method: str) -> np.ndarray:
 def validation_ap(method: HighlightMethod, samples: Sequence[Sample]) -> float:
     """Mean per-video average precision (scikit-learn, step AP) on binarised labels; videos whose
     labels are all one class are skipped. Used only for best-epoch selection."""
+    from sklearn.metrics import average_precision_score  # here: scoring with a trained model never loads sklearn
+
     scores = []
     for sample in samples:
         truth = binarise_labels(required_labels(sample, method.name))

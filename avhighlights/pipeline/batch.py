@@ -2,7 +2,7 @@
 when one video fails.
 
 - Inputs: video files as given, folders scanned recursively for the video suffixes `fit` uses
-  (`pipeline.fit.find_videos`), and manifests: a text file with one path per line (`#` starts a comment line,
+  (`core.files.find_videos`), and manifests: a text file with one path per line (`#` starts a comment line,
   blank lines are skipped, relative paths are resolved against the manifest's folder; an entry may also be a
   folder), or a `.json` list of paths (or `{"videos": [...]}`), as `reprocess` reads them.
 - One video: exactly as before, its error (if any) ends the run with its own exit code and nothing is written.
@@ -23,8 +23,8 @@ from pathlib import Path
 from avhighlights.core.atomic import write_json
 from avhighlights.core.errors import AVHighlightsError, ConfigError
 from avhighlights.core.errors import batch_exit_code as exit_code_of_batch
+from avhighlights.core.files import find_videos
 from avhighlights.core.progress import ProgressFn
-from avhighlights.pipeline.fit import find_videos
 from avhighlights.pipeline.run import BatchRow, RowCallback, RunResult, run_videos
 from avhighlights.pipeline.run_config import RunConfig
 from avhighlights.pipeline.scorer import Notify

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from avhighlights.core.errors import ConfigError
-from avhighlights.core.files import VIDEO_SUFFIXES, videos_under
+from avhighlights.core.files import find_videos
 from avhighlights.core.progress import ProgressFn
 from avhighlights.core.registry import config_to_dict
 from avhighlights.core.sample import FeatureSource, Sample
@@ -59,20 +59,6 @@ class FitReport:
     near_constant_fraction: float = 0.0  # training videos whose fitted scores are near-constant (a collapse)
 
 
-def find_videos(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders scanned recursively for video suffixes. Order kept, duplicates dropped."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += videos_under(path)
-        else:
-            found.append(path)  # probe() names a missing or bad file
-    if not found:
-        raise ConfigError(f"no videos found in {', '.join(map(str, paths)) or '(nothing given)'} "
-                          f"(looked for {', '.join(VIDEO_SUFFIXES)})")
-    return list(dict.fromkeys(found))
-
-
 def fittable_method(name: str) -> type[HighlightMethod]:
     """The registered class, or a ConfigError when it cannot be fitted without labels."""
     cls = METHODS.get(name)
@@ -87,7 +73,8 @@ def fittable_method(name: str) -> type[HighlightMethod]:
 
 
 def unsupervised_methods() -> list[str]:
-    return [n for n in METHODS.names() if METHODS.get(n).trainable and not METHODS.get(n).supervised]
+    """Registered methods `fit` can train (every method is imported)."""
+    return [name for name, cls in METHODS.load_all().items() if cls.trainable and not cls.supervised]
 
 
 def grid_overrides(name: str, overrides: Mapping[str, Any] | None) -> dict[str, Any]:

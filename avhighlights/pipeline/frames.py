@@ -15,8 +15,6 @@ import tempfile
 
 import ffmpeg
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from avhighlights.core.errors import CorruptMediaError
 from avhighlights.core.types import VideoInfo
@@ -50,6 +48,9 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarra
     """Resize (B, H, W, 3) uint8 to `size` = (height, width): torch bilinear with antialiasing."""
     if size is None or tuple(frames.shape[1:3]) == tuple(size):
         return frames
+    import torch  # on the first resize only: an audio-only run never loads it
+    import torch.nn.functional as F
+
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (B, 3, H, W)
     y = F.interpolate(x, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (B, h, w, 3)

@@ -11,7 +11,7 @@ uses each reader's own frame timestamps, so variable-frame-rate files are sample
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -22,13 +22,22 @@ from avhighlights.core.types import AudioChunk, ClipBatch, FrameBatch, VideoInfo
 from avhighlights.pipeline import audio as audio_decode
 from avhighlights.pipeline.frame_plan import CHUNK_FRAMES, PassStats, serve_requests
 from avhighlights.pipeline.frames import DecordReader, FfmpegReader, resize_frames
-from avhighlights.pipeline.pyav_reader import PyavReader
 
 log = logging.getLogger(__name__)
 
 read_audio = audio_decode.read_audio
-FRAME_READERS = {reader.name: reader for reader in (PyavReader, DecordReader, FfmpegReader)}
-FALLBACK_ORDER = (PyavReader.name, DecordReader.name, FfmpegReader.name)
+
+
+def _pyav_reader() -> type:
+    """PyAV is imported on the first frame request, so audio-only runs never load it."""
+    from avhighlights.pipeline.pyav_reader import PyavReader
+
+    return PyavReader
+
+
+FRAME_READERS: dict[str, Callable[[], type]] = {  # reader name -> its class, imported when first opened
+    "pyav": _pyav_reader, DecordReader.name: lambda: DecordReader, FfmpegReader.name: lambda: FfmpegReader}
+FALLBACK_ORDER = ("pyav", DecordReader.name, FfmpegReader.name)
 
 
 def sample_times_1fps(info: VideoInfo, position: float = 0.5) -> np.ndarray:
@@ -117,7 +126,7 @@ class VideoMedia:
         while self._reader is None:
             name = self._candidates[0]
             try:
-                self._reader = FRAME_READERS[name](self.info)
+                self._reader = FRAME_READERS[name]()(self.info)
             except CorruptMediaError as exc:
                 if not self._drop_reader(exc):
                     raise

@@ -57,8 +57,8 @@ class PreparedScorer:
 
 
 def untrained_methods() -> list[str]:
-    """Registered methods that score without a checkpoint."""
-    return [name for name in METHODS.names() if not METHODS.get(name).trainable]
+    """Registered methods that score without a checkpoint (every method is imported)."""
+    return [name for name, cls in METHODS.load_all().items() if not cls.trainable]
 
 
 def fits_on_the_fly(spec: ScorerSpec) -> bool:
