@@ -1,0 +1,72 @@
+"""The light path (`score --method loudness`) starts without the heavy libraries it never uses: torch and its
+family, scikit-learn, scipy (the loudness method's running median is numpy), PyAV (audio comes from ffmpeg).
+Each check runs in a fresh interpreter, because this test session has imported them all long ago."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "torchaudio", "timm", "sklearn", "scipy", "scipy.stats", "av")
+REPO = Path(__file__).resolve().parents[1]
+
+REPORT = f"""
+import json, sys
+print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
+"""
+
+
+def _heavy_after(code: str, cwd: Path) -> list[str]:
+    """The HEAVY modules loaded once `code` ran in a new interpreter (the repository's package first on the path)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run([sys.executable, "-c", code + REPORT], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_light_path_import_chain_loads_no_heavy_library(tmp_path: Path):
+    code = """
+import avhighlights.cli.main
+import avhighlights.pipeline.batch, avhighlights.pipeline.run, avhighlights.pipeline.media, avhighlights.pipeline.plot
+from avhighlights.extractors import EXTRACTORS, create_extractor
+from avhighlights.models import METHODS, create_method
+from avhighlights.pipeline.scorer import parse_scorer_source
+from avhighlights.pipeline.run_config import ScorerSpec
+assert "swin" in EXTRACTORS and "i3d" in EXTRACTORS.names() and "joint_va" in METHODS.names()
+create_extractor("loudness", device="cpu")
+create_method("loudness", {"loudness": 3})
+assert parse_scorer_source(ScorerSpec(method="loudness")).kind == "fresh"
+"""
+    assert _heavy_after(code, tmp_path) == []
+
+
+def test_a_real_loudness_score_run_loads_no_heavy_library(synthetic_video: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    code = f"""
+from avhighlights.cli.main import main
+code = main(["score", {str(synthetic_video)!r}, "--method", "loudness", "--no-cache", "--no-clips", "--no-reel",
+             "--out", {str(out)!r}, "--progress", "none"])
+assert code == 0, code
+"""
+    assert _heavy_after(code, tmp_path) == []
+    doc = json.loads(next(out.glob("*/highlights.json")).read_text())
+    assert doc["method"] == "loudness" and doc["clips"] and len(doc["scores"]) == 20
+    assert next(out.glob("*/scores.png")).stat().st_size > 0
+
+
+def test_devices_resolve_on_first_use_and_network_extractors_check_theirs_when_built():
+    """The other side of the lazy device: a weight-free extractor resolves it when asked; a network extractor at
+    once, so a bad device still fails when it is built (as before)."""
+    import torch
+
+    from avhighlights.extractors import create_extractor
+
+    assert create_extractor("loudness", device="cpu").device == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="not_a_device"):
+        create_extractor("mobilenet_v1_025", {"random_init": True}, device="not_a_device")
