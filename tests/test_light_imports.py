@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 HEAVY = ("torch", "torchvision", "torchaudio", "timm", "sklearn", "scipy", "scipy.stats", "av")
@@ -70,3 +71,25 @@ def test_devices_resolve_on_first_use_and_network_extractors_check_theirs_when_b
     assert create_extractor("loudness", device="cpu").device == torch.device("cpu")
     with pytest.raises(RuntimeError, match="not_a_device"):
         create_extractor("mobilenet_v1_025", {"random_init": True}, device="not_a_device")
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 7, 50, 3001])
+@pytest.mark.parametrize("window", [1, 3, 31, 101])
+def test_the_numpy_running_median_equals_scipys_median_filter_exactly(length: int, window: int, monkeypatch):
+    from scipy.ndimage import median_filter
+
+    from avhighlights.models import baselines
+
+    monkeypatch.setattr(baselines, "MEDIAN_CHUNK_VALUES", 997)  # several chunks, one of them partial
+    rng = np.random.default_rng(length * 1000 + window)
+    values = np.round(rng.normal(-30.0, 12.0, length), 1)  # rounded: ties, as dBFS rows have
+    values[rng.random(length) < 0.2] = -100.0  # the extractor's silence floor
+    expected = median_filter(values, size=window, mode="nearest")
+    assert np.array_equal(baselines.running_median(values, window), expected)
+
+
+def test_the_running_median_refuses_an_even_window():
+    from avhighlights.models.baselines import running_median
+
+    with pytest.raises(ValueError, match="odd window"):
+        running_median(np.zeros(4), 4)
