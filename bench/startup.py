@@ -67,23 +67,33 @@ def score_args(video: Path, out: str) -> list[str]:
             "--progress", "none"]
 
 
-def measure_tree(tree: Path, video: Path, runs: int) -> dict:
-    env = tree_env(tree)
+def import_profile(tree: Path, video: Path) -> dict:
+    """One `-X importtime` run of the light path: the summed import seconds per package, and which heavy ones."""
     with tempfile.TemporaryDirectory() as out:
-        score = [timed([sys.executable, "-m", "avhighlights", *score_args(video, out)], env) for _ in range(runs)]
-        version = [timed([sys.executable, "-m", "avhighlights", "--version"], env) for _ in range(runs)]
         traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "avhighlights", *score_args(video, out)],
-                                env=env, capture_output=True, text=True, check=True)
-    imports = analyse(traced.stderr)
+                                env=tree_env(tree), capture_output=True, text=True, check=True)
     loaded = {row.name.split(".")[0] for row in parse_importtime(traced.stderr)}
-    heavy = [p for p in HEAVY if p in loaded]
-    return {"tree": str(tree), "score": median_row(score), "score_runs": score, "version": median_row(version),
-            "importtime": imports, "heavy_imported": heavy}
+    return {"importtime": analyse(traced.stderr), "heavy_imported": [p for p in HEAVY if p in loaded]}
 
 
-def decode_s(video: Path, runs: int) -> float:
+def measure_trees(trees: dict[str, Path], video: Path, runs: int) -> dict[str, dict]:
+    """Per tree: the median (and every run) of `score` and of `--version`; the trees take turns run by run, so a
+    change in the machine's load falls on all of them alike."""
+    rows: dict[str, dict[str, list]] = {label: {"score": [], "version": []} for label in trees}
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(runs):
+            for label, tree in trees.items():
+                env = tree_env(tree)
+                rows[label]["score"].append(timed([sys.executable, "-m", "avhighlights", *score_args(video, out)], env))
+                rows[label]["version"].append(timed([sys.executable, "-m", "avhighlights", "--version"], env))
+    return {label: {"tree": str(trees[label]), "score": median_row(r["score"]), "version": median_row(r["version"]),
+                    "score_runs": r["score"], **import_profile(trees[label], video)} for label, r in rows.items()}
+
+
+def decode_row(video: Path, runs: int) -> dict[str, float]:
+    """The median `ffmpeg -f null` full decode of `video` (issue #18's yardstick)."""
     command = ["ffmpeg", "-v", "error", "-nostdin", "-i", str(video), "-f", "null", "-"]
-    return round(statistics.median(timed(command, dict(os.environ))["wall_s"] for _ in range(runs)), 3)
+    return median_row([timed(command, dict(os.environ)) for _ in range(runs)])
 
 
 def main() -> None:
@@ -95,14 +105,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     report = {"load_average_before": os.getloadavg(), "cpus": os.cpu_count(),
-              "ffmpeg_null_decode_wall_s": decode_s(args.video, args.runs), "trees": {}}
-    for spec in args.tree:
-        label, _, path = spec.partition("=")
-        report["trees"][label] = measure_tree(Path(path), args.video, args.runs)
-        row = report["trees"][label]
+              "ffmpeg_null_decode": decode_row(args.video, args.runs), "trees": {}}
+    trees = {label: Path(path) for label, _, path in (spec.partition("=") for spec in args.tree)}
+    report["trees"] = measure_trees(trees, args.video, args.runs)
+    for label, row in report["trees"].items():
         print(f"{label}: score {row['score']}  --version {row['version']}  heavy: {row['heavy_imported']}")
     report["load_average_after"] = os.getloadavg()
-    print(f"ffmpeg -f null: {report['ffmpeg_null_decode_wall_s']} s; load {report['load_average_before']} -> "
+    print(f"ffmpeg -f null: {report['ffmpeg_null_decode']}; load {report['load_average_before']} -> "
           f"{report['load_average_after']}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
