@@ -25,8 +25,8 @@ EXTRACTORS: Registry[Extractor] = Registry("extractor")
 class Extractor(ABC):
     """Turns decoded media into one `FeatureTrack` of shape (T, dim) with rows every `hop_s`.
 
-    Subclasses set `name` (via `EXTRACTORS.register`), `version` (bump it whenever the output
-    changes for the same input), `modality` ("audio" or "visual") and `Config`, a frozen dataclass.
+    Subclasses set `name` (via `EXTRACTORS.register`, declared in `extractors.DECLARED`), `version` (bump it
+    whenever the output changes for the same input), `modality` ("audio" or "visual") and `Config`, a frozen dataclass.
     `runtime_fields` names config fields (batch sizes, streaming chunk lengths) that must not change
     the output and therefore stay out of the feature-store key.
     """
