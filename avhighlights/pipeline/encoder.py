@@ -39,13 +39,15 @@ class VideoEncoder:
     name: str
     base_args: tuple[str, ...]
     quality_flag: str
+    threaded: bool = False  # takes -threads (CPU encoders)
 
-    def args(self, quality: int, *, b_frames: bool = True) -> tuple[str, ...]:
-        return ("-c:v", self.name, *self.base_args, self.quality_flag, str(quality), "-pix_fmt", "yuv420p",
-                *(() if b_frames else ("-bf", "0")))
+    def args(self, quality: int, *, b_frames: bool = True, threads: int = 0) -> tuple[str, ...]:
+        """`threads` 0: the encoder's own choice; more: at most that many (when several run at once)."""
+        return ("-c:v", self.name, *self.base_args, *(("-threads", str(threads)) if self.threaded else ()),
+                self.quality_flag, str(quality), "-pix_fmt", "yuv420p", *(() if b_frames else ("-bf", "0")))
 
 
-LIBX264 = VideoEncoder("libx264", ("-preset", "veryfast", "-threads", "0"), "-crf")
+LIBX264 = VideoEncoder("libx264", ("-preset", "veryfast"), "-crf", threaded=True)
 NVENC = VideoEncoder("h264_nvenc", ("-preset", "p4", "-rc", "vbr", "-b:v", "0"), "-cq")
 
 
