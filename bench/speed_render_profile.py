@@ -30,6 +30,7 @@ from avhighlights.pipeline.render import render_from_json
 
 STEP_OF_FUNCTION = {  # the innermost pipeline function on the stack names the step
     "_write_part": "smart-cut part (ffmpeg)",
+    "_write_parts": "smart-cut parts (ffmpeg)",
     "_check_decode_lead": "decode-lead probe (ffprobe)",
     "write_clip": "smart-cut join (ffmpeg)",
     "write_clips": "smart-cut clips, one run per clip (ffmpeg)",
@@ -39,8 +40,9 @@ STEP_OF_FUNCTION = {  # the innermost pipeline function on the stack names the s
     "measure_written": "check_written (ffprobe packets)",
     "_joined_reel": "reel join (ffmpeg)",
     "_reel": "reel from source (ffmpeg)",
+    "_copy_clip": "stream-copy clip (ffmpeg)",
     "still_jpeg": "stills (ffmpeg)",
-    "stills_jpeg": "stills (ffmpeg)",
+    "_batch": "stills (ffmpeg)",
     "read_timeline": "source timeline (ffprobe)",
     "probe": "source probe (ffprobe)",
     "_video_stream": "smart-cut eligibility (ffprobe)",
@@ -49,33 +51,48 @@ STEP_OF_FUNCTION = {  # the innermost pipeline function on the stack names the s
 
 
 class ChildTimer:
-    """Wraps subprocess.run: every child's wall and CPU seconds under the step that spawned it."""
+    """Every child process's wall and CPU seconds (its own rusage, from wait4) under the step that spawned it
+    (the innermost pipeline function in `STEP_OF_FUNCTION` on the spawning thread's stack)."""
 
     def __init__(self) -> None:
         self.rows: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])
+        self.started: dict[int, tuple[str, float]] = {}
         self.lock = threading.Lock()
-        self.original = subprocess.run
+        self.popen_init = subprocess.Popen.__init__
+        self.waitpid = os.waitpid
 
-    def step(self) -> str:
-        names = [frame.name for frame in traceback.extract_stack()[:-2]]
+    def install(self) -> None:
+        timer = self
+
+        def popen_init(popen, *args, **kwargs):
+            timer.popen_init(popen, *args, **kwargs)
+            with timer.lock:
+                timer.started[popen.pid] = (timer.step(), time.monotonic())
+
+        def waitpid(pid, options):
+            done_pid, status, usage = os.wait4(pid, options)
+            if done_pid:
+                timer.finished(done_pid, usage)
+            return done_pid, status
+
+        subprocess.Popen.__init__ = popen_init
+        os.waitpid = waitpid
+
+    def finished(self, pid: int, usage) -> None:
+        with self.lock:
+            step, t0 = self.started.pop(pid, ("?", time.monotonic()))
+            row = self.rows[step]
+            row[0] += 1
+            row[1] += time.monotonic() - t0
+            row[2] += usage.ru_utime + usage.ru_stime
+
+    @staticmethod
+    def step() -> str:
+        names = [frame.name for frame in traceback.extract_stack()[:-3]]
         for name in reversed(names):
             if name in STEP_OF_FUNCTION:
                 return STEP_OF_FUNCTION[name]
-        return "other: " + next((n for n in reversed(names) if n not in ("run", "__call__")), "?")
-
-    def run(self, *args, **kwargs):
-        step, t0 = self.step(), time.monotonic()
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        try:
-            return self.original(*args, **kwargs)
-        finally:
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-            with self.lock:  # CPU of concurrent children may land on either row; the total is exact
-                row = self.rows[step]
-                row[0] += 1
-                row[1] += time.monotonic() - t0
-                row[2] += cpu_s
+        return "other: " + next((n for n in reversed(names) if n not in ("run", "__init__", "popen_init")), "?")
 
 
 def main() -> int:
@@ -88,7 +105,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.highlights_json, out / "highlights.json")
     timer = ChildTimer()
-    subprocess.run = timer.run
+    timer.install()
     profiler = cProfile.Profile() if args.cprofile else None
     t0, cpu0 = time.monotonic(), time.process_time()
     if profiler:
