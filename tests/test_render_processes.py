@@ -1,6 +1,6 @@
 """What writing outputs costs in processes, and the parts that make it cheap: clips a few at a time with results
-and errors in clip order, at most three processes (plus one check) per smart-cut clip, stills many per ffmpeg
-run, the plot drawn once per document (real ffmpeg, a small H.264 source)."""
+and errors in clip order, at most three processes per smart-cut clip (its checks run in-process), stills many
+per ffmpeg run, the plot drawn once per document (real ffmpeg, a small H.264 source)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import ScoreCurve, Segment
-from avhighlights.pipeline import children, clip_pool, plot, thumbs
+from avhighlights.pipeline import children, clip_pool, plot, render_checks, thumbs
 from avhighlights.pipeline.probe import probe
 from avhighlights.pipeline.render import render_outputs
 from avhighlights.pipeline.results import make_doc
@@ -25,7 +25,6 @@ from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
 
 # 12-s source, GOP 1 s: clips 1 and 3 hold whole GOPs (head, copy, tail), clip 2 none (one re-encoded part)
 SEGMENTS = [Segment(0.5, 3.3, 1.0, 1), Segment(4.2, 4.8, 0.9, 2), Segment(6.3, 9.7, 0.8, 3)]
-CHECKS_PER_CLIP = 1  # one ffprobe per written clip, decoding it too where frames were copied
 
 
 @pytest.fixture(scope="module")
@@ -56,20 +55,28 @@ class Spawned:
         return [a for a in self.argvs if Path(a[0]).name == "ffmpeg" and any(x.endswith(suffix) for x in a)]
 
 
-def test_smart_cut_clips_take_at_most_three_processes_and_one_check_each(doc, tmp_path, monkeypatch):
+def test_smart_cut_clips_take_at_most_three_processes_each_and_checks_none(doc, tmp_path, monkeypatch):
     spawned = Spawned(monkeypatch)
+    measured: list[tuple[str, bool]] = []
+    measure = render_checks.measure_written
+
+    def spy(path: Path, *, decode: bool = False):
+        measured.append((path.name, decode))
+        return measure(path, decode=decode)
+
+    monkeypatch.setattr(render_checks, "measure_written", spy)
     report = render_outputs(doc, tmp_path / "out", write_reel=False, formats=())
     assert len(report.clip_paths) == 3 and not any("re-encoded in full" in n for n in report.notes), report.notes
     parts_runs = spawned.writing(".ts")
     joins = [a for a in spawned.writing(".mp4") if "concat" in a]
-    checks = [a for a in spawned.argvs if Path(a[0]).name == "ffprobe" and any("clip_" in x for x in a)]
-    assert len(joins) == 3 and len(checks) == 3 * CHECKS_PER_CLIP
+    assert len(joins) == 3
     # one run for the re-encoded head and tail together, one for the copy: 2 + 1 + 2
     assert len(parts_runs) == 5, [a[-1] for a in parts_runs]
-    decoding = [a for a in checks if "-count_frames" in a]
-    assert len(decoding) == 2  # the clips with copied frames are decoded by their check, the other is not
-    per_clip = len(parts_runs) + len(joins) + len(checks)
-    assert per_clip <= 3 * (3 + CHECKS_PER_CLIP)
+    for argv in parts_runs:  # every input bounded: ffmpeg would otherwise decode on past a finished part
+        assert argv.count("-i") == argv.count("-t") or "copy" in argv, argv
+    assert not [a for a in spawned.argvs if any("clip_" in x or ".ts" in x for x in a) and a not in parts_runs + joins]
+    # every clip is checked (in-process); those with copied frames are decoded by their check, the other is not
+    assert sorted(measured) == sorted((p.name, p.name != "clip_02_00004.20-00004.80.mp4") for p in report.clip_paths)
 
 
 def test_clips_written_at_once_match_clips_written_one_by_one(doc, tmp_path, monkeypatch):

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,26 +102,43 @@ class StreamMeasure:
 
 
 def measure_written(path: Path, *, decode: bool = False) -> dict[str, StreamMeasure]:
-    """Per stream kind ("video", "audio") of a written file; demux only, unless `decode` (then the same ffprobe
-    also decodes every frame and counts those that decode: one process either way)."""
-    entries = "stream=index,codec_type,duration" + (",nb_read_frames" if decode else "") + \
-        ":packet=stream_index,pts_time,duration_time"
-    cmd = ["ffprobe", "-v", "error", *(["-count_frames"] if decode else []), "-show_entries", entries, "-of", "json",
-           safe_media_arg(path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    data = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
-    kinds = {s["index"]: s.get("codec_type") for s in data.get("streams", [])}
-    declared = {s.get("codec_type"): _seconds(s.get("duration")) for s in data.get("streams", [])}
-    decoded = {s.get("codec_type"): int(_seconds(s.get("nb_read_frames")) or 0) for s in data.get("streams", [])}
+    """Per stream kind ("video", "audio") of a written file, demuxed in-process (PyAV: the same libavformat
+    as ffprobe, without a process per file); with `decode`, the video frames that decode are counted too.
+    A file that cannot be opened measures as holding nothing."""
+    import av  # imported here: only a render reads written files
+
     rows: dict[str, list[tuple[float, float]]] = {}
-    for packet in data.get("packets", []):
-        pts, dur = _seconds(packet.get("pts_time")), _seconds(packet.get("duration_time")) or 0.0
-        kind = kinds.get(packet.get("stream_index"))
-        if pts is not None and kind in ("video", "audio"):
-            rows.setdefault(kind, []).append((pts, dur))
+    n_decoded = 0
+    try:
+        with av.open(safe_media_arg(path)) as container:
+            kinds = {s.index: s.type for s in container.streams}
+            declared = {s.type: float(s.duration * s.time_base) if s.duration and s.time_base else None
+                        for s in container.streams}
+            first_video = container.streams.video[0].index if container.streams.video else None
+            for packet in container.demux():
+                if decode and packet.stream.index == first_video:
+                    n_decoded += _decoded_frames(packet)
+                kind = kinds.get(packet.stream.index)
+                if packet.pts is None or packet.size == 0 or packet.time_base is None or kind not in ("video",
+                                                                                                       "audio"):
+                    continue  # the demuxer's end-of-stream (flush) packets
+                rows.setdefault(kind, []).append((float(packet.pts * packet.time_base),
+                                                  float((packet.duration or 0) * packet.time_base)))
+    except (av.FFmpegError, OSError):
+        return {}
     return {kind: StreamMeasure(len(r), declared.get(kind) or max(p + d for p, d in r) - min(p for p, _ in r),
-                                sum(d for _, d in r), max(d for _, d in r), decoded.get(kind) if decode else None)
-            for kind, r in rows.items()}
+                                sum(d for _, d in r), max(d for _, d in r),
+                                n_decoded if decode and kind == "video" else None) for kind, r in rows.items()}
+
+
+def _decoded_frames(packet) -> int:
+    """Frames that decoding `packet` yields (a flush packet yields the decoder's last ones); 0 where it fails."""
+    import av
+
+    try:
+        return len(packet.decode())
+    except av.FFmpegError:
+        return 0
 
 
 def _seconds(value: object) -> float | None:
