@@ -16,14 +16,13 @@ real frame times), VFR spans snap to real frames and the reel trims half-way bet
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from avhighlights.core.atomic import atomic_path
 from avhighlights.core.errors import MediaError
 from avhighlights.core.types import VideoInfo
-from avhighlights.pipeline.children import die_with_parent
+from avhighlights.pipeline import children
 from avhighlights.pipeline.encoder import AAC_ARGS, CLIP_QUALITY, video_encoder
 from avhighlights.pipeline.exports import frame_at
 from avhighlights.pipeline.ffargs import safe_media_arg
@@ -77,13 +76,15 @@ def _stream_maps(info: VideoInfo) -> list[str]:
     return ["-map", "0:v:0", *(["-map", "0:a:0"] if info.has_audio else [])]
 
 
-def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: bool) -> list[str]:
-    """ffmpeg arguments (without the output path) for one clip of `info` covering [start_s, end_s)."""
-    cmd = [*_base_command(), "-ss", f"{start_s:.6f}", "-i", safe_media_arg(info.path), "-t", f"{end_s - start_s:.6f}",
-           *_stream_maps(info)]
+def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: bool, threads: int = 0) -> list[str]:
+    """ffmpeg arguments (without the output path) for one clip of `info` covering [start_s, end_s); `threads`
+    (0: ffmpeg's choice) bounds the decoder's, filters' and encoder's threads when several clips run at once."""
+    threads_args = ["-filter_threads", str(threads), "-threads", str(threads)] if threads else []
+    cmd = [*_base_command(), *threads_args, "-ss", f"{start_s:.6f}", "-i", safe_media_arg(info.path),
+           "-t", f"{end_s - start_s:.6f}", *_stream_maps(info)]
     if stream_copy:
         return [*cmd, "-c", "copy", "-avoid_negative_ts", "make_zero"]
-    return [*cmd, "-vf", EVEN_SIZE, *KEEP_TIMESTAMPS, *video_encoder().args(CLIP_QUALITY),
+    return [*cmd, "-vf", EVEN_SIZE, *KEEP_TIMESTAMPS, *video_encoder().args(CLIP_QUALITY, threads=threads),
             *(AAC_ARGS if info.has_audio else ()),
             "-movflags", "+faststart"]
 
@@ -134,8 +135,7 @@ def concat_list(paths: Sequence[Path]) -> str:
 def run_ffmpeg(args: list[str], target: Path, source: Path) -> Path:
     """Run ffmpeg writing to a temp file next to `target`, renamed onto it only on success."""
     with atomic_path(target) as tmp:
-        result = subprocess.run([*args, "-f", MUXER_OF_SUFFIX[target.suffix], safe_media_arg(tmp)],
-                                capture_output=True, text=True, errors="replace", preexec_fn=die_with_parent)
+        result = children.run([*args, "-f", MUXER_OF_SUFFIX[target.suffix], safe_media_arg(tmp)])
         if result.returncode != 0:
             tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit status {result.returncode}"
             raise RenderError(source, f"ffmpeg could not write {target.name}: {tail}")

@@ -2,12 +2,18 @@
 
 libx264 (CPU), chosen on purpose:
 - `-preset veryfast`: about 2x faster than `medium` for ~10 % more bytes at the same CRF; highlight clips
-  are short-lived deliverables, so encode time matters more than the last percent of size.
+  are short-lived deliverables, so encode time matters more than the last percent of size. Faster presets
+  were measured for the smart-cut parts and whole 2-s clips (60 frames, `-threads 1`, CPU seconds per
+  process, start-up and decode included): 640x360 veryfast 0.44 s, superfast 0.37 s (1.6x the bytes),
+  ultrafast 0.33 s (2.1x); 1280x720 veryfast 0.62 s, superfast 0.55 s (1.8x), ultrafast 0.46 s (2.9x). The
+  encode is a small part of a short part's cost (process start-up and the decode from the keyframe are most
+  of it), so 11-25 % less CPU is not worth 1.6-2.9x larger clips: veryfast stays.
 - `-crf 20` for whole clips (visually transparent for 720p/1080p material); smart-cut parts (the few
   frames at each cut that must be re-encoded, see `smart_cut.py`) use `-crf 18`, close to the quality of
   typical sources, so the re-encoded seconds next to the copied ones do not look different.
-- `-threads 0`: x264's own choice (1.5 threads per core, frame threading); the lookahead latency this adds
-  is a few frames, negligible even for the second-long parts.
+- `-threads 0`: x264's own choice (1.5 threads per core, frame threading) for a process that runs alone (the
+  reel); when clips are written a few at a time (`clip_pool.py`) each gets cores / workers threads, so the
+  processes together do not oversubscribe the CPU.
 - smart-cut parts are encoded without B-frames (`-bf 0`): their decode times then equal their presentation
   times, which `smart_cut` shifts to join the copied source frames with increasing decode times.
 
@@ -39,13 +45,15 @@ class VideoEncoder:
     name: str
     base_args: tuple[str, ...]
     quality_flag: str
+    threaded: bool = False  # takes -threads (CPU encoders)
 
-    def args(self, quality: int, *, b_frames: bool = True) -> tuple[str, ...]:
-        return ("-c:v", self.name, *self.base_args, self.quality_flag, str(quality), "-pix_fmt", "yuv420p",
-                *(() if b_frames else ("-bf", "0")))
+    def args(self, quality: int, *, b_frames: bool = True, threads: int = 0) -> tuple[str, ...]:
+        """`threads` 0: the encoder's own choice; more: at most that many (when several run at once)."""
+        return ("-c:v", self.name, *self.base_args, *(("-threads", str(threads)) if self.threaded else ()),
+                self.quality_flag, str(quality), "-pix_fmt", "yuv420p", *(() if b_frames else ("-bf", "0")))
 
 
-LIBX264 = VideoEncoder("libx264", ("-preset", "veryfast", "-threads", "0"), "-crf")
+LIBX264 = VideoEncoder("libx264", ("-preset", "veryfast"), "-crf", threaded=True)
 NVENC = VideoEncoder("h264_nvenc", ("-preset", "p4", "-rc", "vbr", "-b:v", "0"), "-cq")
 
 

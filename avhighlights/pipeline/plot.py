@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,10 @@ from avhighlights.pipeline.results import HighlightsDoc
 FIGSIZE_IN = (16.0, 5.0)
 DPI = 100
 CURVE_COLOR, CLIP_COLOR, THRESHOLD_COLOR = "#1f5fa8", "#f5a623", "#c0392b"
+# the last plot drawn, by document identity: a render writes scores.png and then embeds the same plot in
+# report.html, so the second asks for the bytes the first drew (matplotlib's draw + PNG encode is ~0.3-1 s)
+_LAST_PLOT: list[tuple[HighlightsDoc, bytes]] = []
+_LAST_PLOT_LOCK = threading.Lock()
 
 
 @functools.cache
@@ -39,12 +44,17 @@ def _matplotlib():
 
 
 def plot_png(doc: HighlightsDoc) -> bytes:
-    """The plot as PNG bytes."""
+    """The plot as PNG bytes (drawn once per document object: asked again for the same one, the same bytes)."""
+    with _LAST_PLOT_LOCK:
+        if _LAST_PLOT and _LAST_PLOT[0][0] is doc:
+            return _LAST_PLOT[0][1]
     Figure, _ = _matplotlib()
     fig = Figure(figsize=FIGSIZE_IN, dpi=DPI, layout="constrained")
     _draw(fig.subplots(), doc)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=DPI)
+    with _LAST_PLOT_LOCK:
+        _LAST_PLOT[:] = [(doc, buffer.getvalue())]
     return buffer.getvalue()
 
 

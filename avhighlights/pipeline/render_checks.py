@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,43 +98,47 @@ class StreamMeasure:
     span_s: float  # the stream's duration (as players show it), else first packet start to last packet end
     total_s: float  # sum of packet durations
     longest_packet_s: float
+    n_decoded: int | None = None  # frames that decode (only when measured with decode=True)
 
 
-def measure_written(path: Path) -> dict[str, StreamMeasure]:
-    """Per stream kind ("video", "audio") of a written file; demux only (no decoding)."""
-    entries = "stream=index,codec_type,duration:packet=stream_index,pts_time,duration_time"
-    cmd = ["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", safe_media_arg(path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    data = json.loads(result.stdout or "{}") if result.returncode == 0 else {}
-    kinds = {s["index"]: s.get("codec_type") for s in data.get("streams", [])}
-    declared = {s.get("codec_type"): _seconds(s.get("duration")) for s in data.get("streams", [])}
+def measure_written(path: Path, *, decode: bool = False) -> dict[str, StreamMeasure]:
+    """Per stream kind ("video", "audio") of a written file, demuxed in-process (PyAV: the same libavformat
+    as ffprobe, without a process per file); with `decode`, the video frames that decode are counted too.
+    A file that cannot be opened measures as holding nothing."""
+    import av  # imported here: only a render reads written files
+
     rows: dict[str, list[tuple[float, float]]] = {}
-    for packet in data.get("packets", []):
-        pts, dur = _seconds(packet.get("pts_time")), _seconds(packet.get("duration_time")) or 0.0
-        kind = kinds.get(packet.get("stream_index"))
-        if pts is not None and kind in ("video", "audio"):
-            rows.setdefault(kind, []).append((pts, dur))
+    n_decoded = 0
+    try:
+        with av.open(safe_media_arg(path)) as container:
+            kinds = {s.index: s.type for s in container.streams}
+            declared = {s.type: float(s.duration * s.time_base) if s.duration and s.time_base else None
+                        for s in container.streams}
+            first_video = container.streams.video[0].index if container.streams.video else None
+            for packet in container.demux():
+                if decode and packet.stream.index == first_video:
+                    n_decoded += _decoded_frames(packet)
+                kind = kinds.get(packet.stream.index)
+                if packet.pts is None or packet.size == 0 or packet.time_base is None or kind not in ("video",
+                                                                                                       "audio"):
+                    continue  # the demuxer's end-of-stream (flush) packets
+                rows.setdefault(kind, []).append((float(packet.pts * packet.time_base),
+                                                  float((packet.duration or 0) * packet.time_base)))
+    except (av.FFmpegError, OSError):
+        return {}
     return {kind: StreamMeasure(len(r), declared.get(kind) or max(p + d for p, d in r) - min(p for p, _ in r),
-                                sum(d for _, d in r), max(d for _, d in r)) for kind, r in rows.items()}
+                                sum(d for _, d in r), max(d for _, d in r),
+                                n_decoded if decode and kind == "video" else None) for kind, r in rows.items()}
 
 
-def decoded_frames(path: Path) -> int:
-    """How many video frames of the file at `path` decode (the whole file is decoded, nothing is written)."""
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-nostats", "-i", safe_media_arg(path), "-map", "0:v:0",
-           "-fps_mode", "passthrough", "-f", "null", "-progress", "pipe:1", "-"]
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
-    counts = [line.split("=", 1)[1] for line in result.stdout.splitlines() if line.startswith("frame=")]
-    return int(counts[-1]) if counts and counts[-1].strip().isdigit() else 0
+def _decoded_frames(packet) -> int:
+    """Frames that decoding `packet` yields (a flush packet yields the decoder's last ones); 0 where it fails."""
+    import av
 
-
-def check_decodes(path: Path, expected: Expected, source: Path) -> None:
-    """Raise ShortDecodeError unless the file at `path` decodes to the expected number of frames (copied
-    frames are never decoded while cutting, so a damaged source range is only found here)."""
-    n_frames = decoded_frames(path)
-    if n_frames < expected.n_frames - expected.missing_frames_ok:
-        raise ShortDecodeError(source, f"{path.name} [{expected.start_s:.2f}, {expected.end_s:.2f}): decoded "
-                                       f"{n_frames} frames, the source has {expected.n_frames} there "
-                                       "(damaged or truncated?)")
+    try:
+        return len(packet.decode())
+    except av.FFmpegError:
+        return 0
 
 
 def _seconds(value: object) -> float | None:
@@ -161,9 +163,11 @@ class Expected:
     may_run_long: bool = False  # a concat-demuxer join of copied clips keeps each part's start offset
 
 
-def check_written(path: Path, expected: Expected, source: Path) -> None:
-    """Raise ShortDecodeError unless the file at `path` holds the expected frames and seconds."""
-    streams = measure_written(path)
+def check_written(path: Path, expected: Expected, source: Path, *, decode: bool = False) -> None:
+    """Raise ShortDecodeError unless the file at `path` holds the expected frames and seconds; with `decode`, its
+    frames must also decode (copied frames are never decoded while cutting, so a damaged source range is only
+    found by decoding the written file)."""
+    streams = measure_written(path, decode=decode)
     span_s, label = expected.end_s - expected.start_s, f"{path.name} [{expected.start_s:.2f}, {expected.end_s:.2f})"
     video = streams.get("video")
     if video is None:
@@ -176,6 +180,9 @@ def check_written(path: Path, expected: Expected, source: Path) -> None:
         raise ShortDecodeError(source, f"{label}: decoded {video.n_packets} frames / {video.span_s:.2f} s of video, "
                                        f"the source has {expected.n_frames} frames / {expected.video_s:.2f} s there "
                                        "(damaged or truncated?)")
+    if decode and video.n_decoded is not None and video.n_decoded < expected.n_frames - expected.missing_frames_ok:
+        raise ShortDecodeError(source, f"{label}: decoded {video.n_decoded} frames, the source has "
+                                       f"{expected.n_frames} there (damaged or truncated?)")
     if not expected.has_audio or not expected.decoded:
         return
     audio = streams.get("audio")

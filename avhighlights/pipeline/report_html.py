@@ -30,11 +30,11 @@ from avhighlights.pipeline.report_facts import (
 )
 from avhighlights.pipeline.report_style import PAGE_CSS
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
-from avhighlights.pipeline.thumbs import still_jpeg
+from avhighlights.pipeline.thumbs import STILLS_PER_PROCESS, still_jpeg, stills_jpeg
 
 REPORT_NAME = "report.html"
 POSTER_NAME = "poster.jpg"
-STILL_WORKERS = 4  # ffmpeg processes taking stills at once
+STILL_WORKERS = 2  # ffmpeg processes taking stills at once (each takes up to STILLS_PER_PROCESS)
 RESULT_SUFFIXES = (".json", ".csv", ".edl", ".vtt", ".ffmeta", ".png", ".otio", ".fcpxml", ".xml")
 
 PAGE = Template("""<!DOCTYPE html>
@@ -99,20 +99,19 @@ def report_text(doc: HighlightsDoc, stills: dict[int, bytes], problems: list[str
 
 
 def _stills(doc: HighlightsDoc) -> tuple[dict[int, bytes], list[str]]:
-    """rank -> JPEG still at the clip's best second (a few ffmpeg processes at a time), and what failed."""
+    """rank -> JPEG still at the clip's best second (a few ffmpeg runs for all of them), and what failed."""
     if doc.clips and not Path(doc.video.path).is_file():
         return {}, [f"no stills: the source video {doc.video.path} is missing"]
+    batches = [doc.clips[i:i + STILLS_PER_PROCESS] for i in range(0, len(doc.clips), STILLS_PER_PROCESS)]
 
-    def take(clip: ClipEntry) -> bytes | str:
-        try:
-            return still_jpeg(doc.video, best_second_s(doc, clip))
-        except AVHighlightsError as exc:
-            return f"no still for clip #{clip.rank}: {exc}"
+    def take(clips: tuple[ClipEntry, ...]) -> list[bytes | AVHighlightsError]:
+        return stills_jpeg(doc.video, [best_second_s(doc, clip) for clip in clips])
 
-    with ThreadPoolExecutor(max_workers=STILL_WORKERS) as pool:
-        taken = dict(zip((c.rank for c in doc.clips), pool.map(take, doc.clips), strict=True))
+    with ThreadPoolExecutor(max_workers=max(1, min(STILL_WORKERS, len(batches)))) as pool:
+        taken = dict(zip((c.rank for c in doc.clips), (s for b in pool.map(take, batches) for s in b), strict=True))
     stills = {rank: still for rank, still in taken.items() if isinstance(still, bytes)}
-    return stills, [problem for problem in taken.values() if isinstance(problem, str)]
+    return stills, [f"no still for clip #{rank}: {still}" for rank, still in taken.items()
+                    if not isinstance(still, bytes)]
 
 
 def _video_still(doc: HighlightsDoc, problems: list[str]) -> bytes | None:
