@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("prefect")
 
-from prefect_fixtures import prefect_cli, spawn, stop, wait_until  # noqa: E402
+from prefect_fixtures import FAST_POLL, prefect_cli, spawn, stop, wait_until  # noqa: E402
 
 from avhighlights.extractors import create_extractor  # noqa: E402
 from avhighlights.extractors.store import FeatureStore  # noqa: E402
@@ -25,8 +25,6 @@ from avhighlights.pipeline.probe import content_sha256  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "extract-and-score/extract-and-score"
 POOL = "avhighlights-process"
-FAST_POLL = {"PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_WORKER_QUERY_SECONDS": "1",
-             "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
 
 
 def _client():
