@@ -51,6 +51,18 @@ def synthetic_video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def short_video(tmp_path_factory) -> Path:
+    """A 6-s 160x120 10-fps H.264/AAC video: scene changes every 2 s, tone bursts at 1 and 4 s. For tests whose
+    claim does not depend on the content (orchestration, caching, resuming): scoring and writing it costs less
+    than half of `synthetic_video` (fewer clips, fewer ffmpeg runs)."""
+    from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video
+
+    spec = SyntheticSpec(duration_s=6.0, width=160, height=120, fps=10, scene_len_s=2.0, event_times_s=(1.0, 4.0),
+                         event_len_s=1.0)
+    return make_synthetic_video(tmp_path_factory.mktemp("synth") / "short.mp4", spec)
+
+
+@pytest.fixture(scope="session")
 def silent_video(tmp_path_factory) -> Path:
     """A 6-s video without an audio track."""
     from avhighlights.pipeline.synth import SyntheticSpec, make_synthetic_video

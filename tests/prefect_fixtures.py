@@ -24,6 +24,10 @@ SERVER_ENV = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
+# Runners (`serve`) and workers poll the server every 10 s and 15 s by default; tests poll every second.
+FAST_POLL = {"PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_WORKER_QUERY_SECONDS": "1",
+             "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
+
 
 @contextlib.contextmanager
 def _patched_environ(updates: dict[str, str]) -> Iterator[None]:

@@ -57,25 +57,36 @@ def test_render_from_an_edited_json(scored: Path):
     assert len(after["clips"]) == 1 and (scored / after["clips"][0]["path"]).is_file()
 
 
+def _run_in_process(capfd, *args: str) -> subprocess.CompletedProcess:
+    """`main(args)` with stdout/stderr captured at the file-descriptor level (ffmpeg children included), shaped like
+    `_run_cli`'s result: the same checks without a second interpreter start (the module path is run below)."""
+    capfd.readouterr()
+    code = main(list(args))
+    out, err = capfd.readouterr()
+    return subprocess.CompletedProcess(["avhighlights", *args], code, out, err)
+
+
 @pytest.mark.parametrize(
-    ("make", "needle"),
+    ("make", "needle", "as_process"),
     [
-        (lambda d: d / "missing.mp4", "missing.mp4"),
-        (lambda d: _write(d / "notes.mp4", b"just some text, not a video\n"), "notes.mp4"),
-        (lambda d: _write(d / "empty.mp4", b""), "empty.mp4"),
+        (lambda d: d / "missing.mp4", "missing.mp4", True),  # `python -m avhighlights`, as users run it
+        (lambda d: _write(d / "notes.mp4", b"just some text, not a video\n"), "notes.mp4", False),
+        (lambda d: _write(d / "empty.mp4", b""), "empty.mp4", False),
     ],
 )
-def test_bad_inputs_exit_3_with_one_line_naming_the_file(tmp_path: Path, make, needle: str):
+def test_bad_inputs_exit_3_with_one_line_naming_the_file(tmp_path: Path, capfd, make, needle: str, as_process: bool):
     bad = make(tmp_path)
-    result = _run_cli("score", str(bad), "--out", str(tmp_path / "out"), "--progress", "none")
+    args = ("score", str(bad), "--out", str(tmp_path / "out"), "--progress", "none")
+    result = _run_cli(*args) if as_process else _run_in_process(capfd, *args)
     assert result.returncode == 3, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("avhighlights: error:")
     assert not (tmp_path / "out").exists()
 
 
-def test_unknown_method_exits_2(synthetic_video: Path, tmp_path: Path):
-    result = _run_cli("score", str(synthetic_video), "--method", "nope", "--out", str(tmp_path), "--progress", "none")
+def test_unknown_method_exits_2(synthetic_video: Path, tmp_path: Path, capfd):
+    result = _run_in_process(capfd, "score", str(synthetic_video), "--method", "nope", "--out", str(tmp_path),
+                             "--progress", "none")
     assert result.returncode == 2 and "unknown method 'nope'" in result.stderr
 
 

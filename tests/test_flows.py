@@ -37,24 +37,24 @@ def tiny_checkpoint(path: Path) -> Path:
     return save_checkpoint(method, path, binding, {"note": "random weights, tests only"})
 
 
-def test_flow_writes_clips_and_second_method_reuses_features(prefect_server, synthetic_video, tmp_path):
+def test_flow_writes_clips_and_second_method_reuses_features(prefect_server, short_video, tmp_path):
     from avhighlights.flows.extract_and_score import extract_and_score
 
     store, out = str(tmp_path / "store"), tmp_path / "out"
-    first = extract_and_score(str(synthetic_video), {"scorer": {"method": "loudness"}, "store": store}, str(out))
+    first = extract_and_score(str(short_video), {"scorer": {"method": "loudness"}, "store": store}, str(out))
     assert first["cache_misses"] == ["loudness"] and first["n_clips"] >= 1
     assert first["n_clips"] == len(first["clips"]) and all(Path(c["path"]).is_file() for c in first["clips"])
     doc = json.loads(Path(first["results_json"]).read_text())
-    assert doc["method"] == "loudness" and Path(first["out_dir"]) == out / synthetic_video.stem
+    assert doc["method"] == "loudness" and Path(first["out_dir"]) == out / short_video.stem
     assert {role: src["name"] for role, src in doc["extractors"].items()} == {"loudness": "loudness"}  # via tasks
-    assert (out / synthetic_video.stem / "report.html").is_file() and "report.html" in (out / "index.html").read_text()
+    assert (out / short_video.stem / "report.html").is_file() and "report.html" in (out / "index.html").read_text()
     checkpoint = tiny_checkpoint(tmp_path / "jva.safetensors")
     with_checkpoint = {"scorer": {"checkpoint": str(checkpoint)}, "store": store}
-    second = extract_and_score(str(synthetic_video), with_checkpoint, out_dir=str(tmp_path / "out2"))
+    second = extract_and_score(str(short_video), with_checkpoint, out_dir=str(tmp_path / "out2"))
     assert second["cache_hits"] == {"loudness": True, "logmel": False} and second["method"] == "joint_va"
     recorded = json.loads(Path(second["results_json"]).read_text())["extractors"]
     assert sorted(src["name"] for src in recorded.values()) == ["logmel", "loudness"]  # the checkpoint's binding
-    again = extract_and_score(str(synthetic_video), with_checkpoint, out_dir=str(tmp_path / "out2"))
+    again = extract_and_score(str(short_video), with_checkpoint, out_dir=str(tmp_path / "out2"))
     assert again["cache_misses"] == [] and again["feature_keys"] == second["feature_keys"]
     assert sorted(FeatureStore(store).keys()) == sorted(second["feature_keys"].values())
 
@@ -67,15 +67,15 @@ def _task_runs(flow_run_id):
         return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
 
 
-def test_corrupt_cache_entry_is_recomputed(prefect_server, synthetic_video, tmp_path):
+def test_corrupt_cache_entry_is_recomputed(prefect_server, short_video, tmp_path):
     from avhighlights.flows.extract_and_score import extract_and_score
 
     store = str(tmp_path / "store")
-    first = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out"))
+    first = extract_and_score(str(short_video), {"store": store}, out_dir=str(tmp_path / "out"))
     key = first["feature_keys"]["loudness"]
     features = tmp_path / "store" / key[:2] / key / "features.npy"
     features.write_bytes(features.read_bytes()[:-8] + b"garbage!")
-    second = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out"))
+    second = extract_and_score(str(short_video), {"store": store}, out_dir=str(tmp_path / "out"))
     assert second["cache_misses"] == ["loudness"] and second["feature_keys"]["loudness"] == key
     assert FeatureStore(store).verify().corrupt == [] and second["clips"] == first["clips"]
 
@@ -124,13 +124,13 @@ def test_task_timeout_is_enforced(prefect_server, synthetic_video, tmp_path, mon
     assert list(FeatureStore(str(tmp_path / "store")).keys()) == []
 
 
-def test_run_report_and_progress_artifacts(prefect_server, synthetic_video, tmp_path):
+def test_run_report_and_progress_artifacts(prefect_server, short_video, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from avhighlights.flows.extract_and_score import extract_and_score
 
-    state = extract_and_score(str(synthetic_video), {"store": str(tmp_path / "store")}, out_dir=str(tmp_path / "out"),
+    state = extract_and_score(str(short_video), {"store": str(tmp_path / "store")}, out_dir=str(tmp_path / "out"),
                               return_state=True)
     summary = state.result()
     with get_client(sync_client=True) as client:

@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("prefect")
 
-from prefect_fixtures import prefect_cli, spawn, stop, wait_until  # noqa: E402
+from prefect_fixtures import FAST_POLL, prefect_cli, spawn, stop, wait_until  # noqa: E402
 
 from avhighlights.extractors import create_extractor  # noqa: E402
 from avhighlights.extractors.store import FeatureStore  # noqa: E402
@@ -25,8 +25,6 @@ from avhighlights.pipeline.probe import content_sha256  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPLOYMENT = "extract-and-score/extract-and-score"
 POOL = "avhighlights-process"
-FAST_POLL = {"PREFECT_RUNNER_POLL_FREQUENCY": "1", "PREFECT_WORKER_QUERY_SECONDS": "1",
-             "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
 
 
 def _client():
@@ -102,30 +100,30 @@ def _worker(name: str, log: Path, store: Path):
     return spawn(args, log, env={**FAST_POLL, "AVH_FEATURE_STORE": str(store)})
 
 
-def test_served_deployment_round_trip(prefect_server, synthetic_video, tmp_path):
+def test_served_deployment_round_trip(prefect_server, short_video, tmp_path):
     env = {**FAST_POLL, "AVH_FEATURE_STORE": str(tmp_path / "store")}
     server = spawn([sys.executable, "-m", "avhighlights.flows.serve", "--limit", "2"], tmp_path / "serve.log", env=env)
     try:
         wait_until(lambda: server.poll() is not None or _deployment_id(), 120, 1.0, "the served deployment")
         assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
         out = tmp_path / "out"
-        done = prefect_cli("deployment", "run", DEPLOYMENT, "--param", f"video={synthetic_video}",
+        done = prefect_cli("deployment", "run", DEPLOYMENT, "--param", f"video={short_video}",
                            "--param", f"out_dir={out}", "--param", 'config={"selection": {"top_ratio": 0.3}}',
                            "--watch", timeout_s=240)
         assert "completed" in done.stdout.lower(), done.stdout
     finally:
         stop(server)
-    clips = sorted((out / synthetic_video.stem).glob("clip_*.mp4"))
-    assert clips and (out / synthetic_video.stem / "highlights.json").is_file()
+    clips = sorted((out / short_video.stem).glob("clip_*.mp4"))
+    assert clips and (out / short_video.stem / "highlights.json").is_file()
     assert len(list(FeatureStore(tmp_path / "store").keys())) == 1
 
 
 @pytest.mark.slow  # ~3 min on the shared 2-core CPU: scale-out, not a fault test
-def test_two_process_workers_share_one_pool(process_pool, synthetic_video, tmp_path):
+def test_two_process_workers_share_one_pool(process_pool, short_video, tmp_path):
     store = tmp_path / "store"
     workers = [_worker(f"w{i}", tmp_path / f"w{i}.log", store) for i in (1, 2)]
     try:
-        runs = [_submit({"video": str(synthetic_video), "out_dir": str(tmp_path / f"out{i}"),
+        runs = [_submit({"video": str(short_video), "out_dir": str(tmp_path / f"out{i}"),
                          "config": {"render": {"stream_copy": True}}})
                 for i in range(4)]
         finished = _wait_final(runs, 240)
@@ -137,18 +135,18 @@ def test_two_process_workers_share_one_pool(process_pool, synthetic_video, tmp_p
     taken = [{str(r) for r in runs if str(r) in log} for log in logs]
     assert taken[0] and taken[1] and taken[0] | taken[1] == {str(r) for r in runs}, "both workers must take work"
     assert all(r.infrastructure_pid for r in finished)
-    assert all(any((tmp_path / f"out{i}" / synthetic_video.stem).glob("clip_*.mp4")) for i in range(4))
+    assert all(any((tmp_path / f"out{i}" / short_video.stem).glob("clip_*.mp4")) for i in range(4))
 
 
-def test_worker_killed_mid_run_rerun_reuses_finished_features(process_pool, synthetic_video, tmp_path):
+def test_worker_killed_mid_run_rerun_reuses_finished_features(process_pool, short_video, tmp_path):
     from test_flows import tiny_checkpoint
 
     store = tmp_path / "store"
     checkpoint = tiny_checkpoint(tmp_path / "jva.safetensors")  # extractors: logmel, then loudness
-    sha = content_sha256(synthetic_video)
+    sha = content_sha256(short_video)
     feature_store = FeatureStore(store)
     logmel_key = feature_store.key_for(sha, create_extractor("logmel"))
-    params = {"video": str(synthetic_video), "config": {"scorer": {"checkpoint": str(checkpoint)}},
+    params = {"video": str(short_video), "config": {"scorer": {"checkpoint": str(checkpoint)}},
               "out_dir": str(tmp_path / "out")}
     key = feature_store.key_for(sha, create_extractor("loudness"))
     loudness_lock = store / key[:2] / f"{key}.lock"
@@ -174,7 +172,7 @@ def test_worker_killed_mid_run_rerun_reuses_finished_features(process_pool, synt
     assert finished.state.is_completed()
     assert "logmel: hit" in _report(rerun) and "loudness: miss" in _report(rerun)
     assert sorted(feature_store.keys()) == sorted([logmel_key, key]) and feature_store.verify().corrupt == []
-    assert any((tmp_path / "out" / synthetic_video.stem).glob("clip_*.mp4"))
+    assert any((tmp_path / "out" / short_video.stem).glob("clip_*.mp4"))
     assert os.path.getsize(loudness_lock) == 0
 
 
@@ -202,7 +200,19 @@ def _run_states(api_url: str) -> dict[str, str]:
     return {r["id"]: r["state_type"] for r in runs}
 
 
-def test_server_restart_keeps_queued_runs(synthetic_video, tmp_path):
+def _queue_run(api_url: str, parameters: dict) -> None:
+    """Create a scheduled run of the deployment (what `prefect deployment run` does, without a CLI process)."""
+    import httpx
+
+    flow_name, name = DEPLOYMENT.split("/")
+    deployment = httpx.get(f"{api_url}/deployments/name/{flow_name}/{name}", timeout=30)
+    deployment.raise_for_status()
+    created = httpx.post(f"{api_url}/deployments/{deployment.json()['id']}/create_flow_run",
+                         json={"parameters": parameters}, timeout=30)
+    created.raise_for_status()
+
+
+def test_server_restart_keeps_queued_runs(short_video, tmp_path):
     """A standalone `prefect server start` on a SQLite file: runs queued with no worker survive a
     server restart and complete once a worker starts."""
     port = _free_port()
@@ -224,9 +234,9 @@ def test_server_restart_keeps_queued_runs(synthetic_video, tmp_path):
     try:
         cli("work-pool", "create", POOL, "--type", "process")
         cli("--no-prompt", "deploy", "--name", "extract-and-score")
-        for i in range(2):
-            cli("deployment", "run", DEPLOYMENT, "--param", f"video={synthetic_video}",
-                "--param", f"out_dir={tmp_path / f'out{i}'}", "--param", 'config={"render": {"stream_copy": true}}')
+        for i in range(2):  # through the REST API: `prefect deployment run` is covered by the round trip above
+            _queue_run(api_url, {"video": str(short_video), "out_dir": str(tmp_path / f"out{i}"),
+                                 "config": {"render": {"stream_copy": True}}})
         queued = _run_states(api_url)
         assert len(queued) == 2 and set(queued.values()) == {"SCHEDULED"}
     finally:
@@ -244,4 +254,4 @@ def test_server_restart_keeps_queued_runs(synthetic_video, tmp_path):
         if worker is not None:
             stop(worker)
         stop(server)
-    assert all(any((tmp_path / f"out{i}" / synthetic_video.stem).glob("clip_*.mp4")) for i in range(2))
+    assert all(any((tmp_path / f"out{i}" / short_video.stem).glob("clip_*.mp4")) for i in range(2))

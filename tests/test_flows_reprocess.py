@@ -26,11 +26,11 @@ def remux(src: Path, dst: Path, tag: str) -> Path:
 
 
 @pytest.fixture
-def dataset(synthetic_video, tmp_path) -> Path:
+def dataset(short_video, tmp_path) -> Path:
     root = tmp_path / "dataset"
-    remux(synthetic_video, root / "a.mp4", "a")
-    remux(synthetic_video, root / "sub" / "b.mp4", "b")
-    (root / "a.labels.json").write_text(json.dumps({"spans": [[2.0, 5.0], [10.0, 13.0], [15.0, 18.0]]}))
+    remux(short_video, root / "a.mp4", "a")
+    remux(short_video, root / "sub" / "b.mp4", "b")
+    (root / "a.labels.json").write_text(json.dumps({"spans": [[1.0, 2.0], [4.0, 5.0]]}))  # its bursts
     (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
     return root
 
@@ -99,7 +99,7 @@ def test_reprocess_on_local_two_worker_dask_cluster(prefect_server, dataset, tmp
     assert len({r["worker"] for r in summary["videos"]}) == 2  # both Dask worker processes took videos
 
 
-def test_feature_store_on_s3_through_the_flow(prefect_server, synthetic_video, tmp_path, monkeypatch):
+def test_feature_store_on_s3_through_the_flow(prefect_server, short_video, tmp_path, monkeypatch):
     s3fs = pytest.importorskip("s3fs")
     from moto.server import ThreadedMotoServer
 
@@ -115,8 +115,8 @@ def test_feature_store_on_s3_through_the_flow(prefect_server, synthetic_video, t
         s3fs.S3FileSystem.clear_instance_cache()
         s3fs.S3FileSystem().mkdir("features-bucket")
         store = "s3://features-bucket/avh/features"
-        first = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out"))
-        second = extract_and_score(str(synthetic_video), {"store": store}, out_dir=str(tmp_path / "out2"))
+        first = extract_and_score(str(short_video), {"store": store}, out_dir=str(tmp_path / "out"))
+        second = extract_and_score(str(short_video), {"store": store}, out_dir=str(tmp_path / "out2"))
         assert first["cache_misses"] == ["loudness"] and second["cache_hits"] == {"loudness": True}
         remote = FeatureStore(store)
         assert list(remote.keys()) == [first["feature_keys"]["loudness"]] and remote.verify().corrupt == []

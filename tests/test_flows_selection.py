@@ -50,11 +50,11 @@ def test_extract_and_score_applies_the_watch_selection(prefect_server, synthetic
     assert 0.0 < summary["selected_s"] <= 6.0 + 1e-6
 
 
-def test_reprocess_takes_a_quantile_threshold_and_still_resumes(prefect_server, synthetic_video, tmp_path):
+def test_reprocess_takes_a_quantile_threshold_and_still_resumes(prefect_server, short_video, tmp_path):
     from avhighlights.flows.reprocess import reprocess_dataset
 
     (tmp_path / "data").mkdir()
-    shutil.copy(synthetic_video, tmp_path / "data" / "a.mp4")
+    shutil.copy(short_video, tmp_path / "data" / "a.mp4")
     out, store = str(tmp_path / "out"), str(tmp_path / "store")
     config = {"store": store, "selection": {"threshold_quantile": 0.9, "min_clip_s": 0.0}}
     first = reprocess_dataset(str(tmp_path / "data"), out, config, evaluate=False)
