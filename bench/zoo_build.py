@@ -153,11 +153,15 @@ def lodo_index_numbers(lodo: Mapping[str, Any] | None) -> dict[str, float | None
 
 
 def rewrite_card(path: Path, card: Mapping[str, Any]) -> None:
-    """Replace the checkpoint's `model_card` metadata; tensors and other metadata are written back unchanged."""
+    """Replace the checkpoint's `model_card` metadata; tensors and other metadata are written back unchanged. An
+    unchanged card leaves the file alone (the metadata order of a rewrite is arbitrary, so its bytes would change)."""
     with safe_open(str(path), framework="pt") as handle:
         meta = dict(handle.metadata() or {})
+    text = json.dumps(finite(dict(card)), default=str)
+    if meta.get("model_card") == text:
+        return
     tensors = load_file(str(path))
-    meta["model_card"] = json.dumps(finite(dict(card)), default=str)
+    meta["model_card"] = text
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
