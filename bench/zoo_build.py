@@ -119,8 +119,15 @@ def lodo_numbers(variant: str) -> dict[str, Any] | None:
     model = next(n for n in means if n not in ("feature_norm", "random"))
     return {"per_domain_per_seed": data["table"][variant], "mean_of_domains_per_seed": means,
             "youtube_lodo_test_mean": _mean(means[model]["test"]),
+            "youtube_lodo_test_std": _std(means[model]["test"]),
             "youtube_lodo_all_mean": _mean(means[model]["all"]),
+            "feature_norm_lodo_test_mean": _mean(means["feature_norm"]["test"]),
+            "feature_norm_lodo_all_mean": _mean(means["feature_norm"]["all"]),
+            "paired_vs_feature_norm": data.get("paired_vs_feature_norm", {}).get(variant),
             "seeds_with_all_domains": len(means[model]["test"]),
+            "note": "fractions in [0, 1]; per held-out domain d: trained on `general` without d, tested on d's UMT "
+                    "test list (`test`) and all of d's videos (`all`); std = sample std over seeds (ddof 1); "
+                    "paired_vs_feature_norm: per seed, model minus feature_norm on the same videos",
             "runs": [r for r in data["runs"] if r["variant"] == variant], "table": str(LODO_JSON.with_suffix(".md"))}
 
 
@@ -128,12 +135,33 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _std(values: Sequence[float]) -> float | None:
+    """Sample std (ddof 1); None below two values."""
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+
+
+def lodo_index_numbers(lodo: Mapping[str, Any] | None) -> dict[str, float | None]:
+    """The index's LODO numbers: the model's mean of 4 held-out domains (test lists), its std over seeds, the seeds,
+    and feature_norm's mean on the same videos (None before the LODO ran)."""
+    lodo = lodo or {}
+    return {"lodo_youtube_mean": lodo.get("youtube_lodo_test_mean"),
+            "lodo_youtube_std": lodo.get("youtube_lodo_test_std"), "lodo_seeds": lodo.get("seeds_with_all_domains"),
+            "lodo_feature_norm_mean": lodo.get("feature_norm_lodo_test_mean")}
+
+
 def rewrite_card(path: Path, card: Mapping[str, Any]) -> None:
-    """Replace the checkpoint's `model_card` metadata; tensors and other metadata are written back unchanged."""
+    """Replace the checkpoint's `model_card` metadata; tensors and other metadata are written back unchanged. An
+    unchanged card leaves the file alone (the metadata order of a rewrite is arbitrary, so its bytes would change)."""
     with safe_open(str(path), framework="pt") as handle:
         meta = dict(handle.metadata() or {})
+    text = json.dumps(finite(dict(card)), default=str)
+    if meta.get("model_card") == text:
+        return
     tensors = load_file(str(path))
-    meta["model_card"] = json.dumps(finite(dict(card)), default=str)
+    meta["model_card"] = text
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -195,7 +223,7 @@ def build(name: str, data_root: str, zoo_dir: Path = ZOO_DIR, results: Path = RE
              "default": spec["default"], "summary": spec["summary"],
              "numbers": {"youtube_test_mean": card["test_metrics"]["youtube_test_mean"],
                          "tvsum_top5_test": card["test_metrics"]["tvsum_top5_test"],
-                         "lodo_youtube_mean": lodo["youtube_lodo_test_mean"] if lodo else None}}
+                         **lodo_index_numbers(lodo)}}
     update_index(zoo_dir, entry)
     return entry
 

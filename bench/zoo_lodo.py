@@ -80,13 +80,16 @@ def run_part(data_root: str, method: str, sources: Mapping[str, str], domain: st
     ds, videos = domain_videos(data_root, domain, sources)
     model, _ = load_for_dataset(ckpt, ds, videos["test"])
     card = report.card
+    seen = set(card["train_ids"] + card["val_ids"]) & {s.video_id for s in videos["all"]}
+    if seen or domain in card["domains"]:
+        raise RuntimeError(f"LODO {domain}: the held-out domain reached training ({sorted(seen)[:5]}); no part written")
     result = {"method": method, "sources": dict(sources), "variant": variant,
               "overrides": dict(overrides or {}), "domain": domain,
               "seed": seed, "train_domains": card["domains"], "n_train": len(card["train_ids"]),
               "n_val": len(card["val_ids"]), "selected_epoch": card["recipe"]["selected_epoch"],
               "epochs": card["recipe"]["epochs"], "validation_metrics": card["validation_metrics"],
               "command": card["command"], "train_seconds": round(report.seconds, 1),
-              "seen_test_videos": len(set(card["train_ids"] + card["val_ids"]) & {s.video_id for s in videos["all"]}),
+              "seen_test_videos": len(seen),
               "results": {method: evaluate(model, ds, videos),
                           "feature_norm": reference("feature_norm", seed, ds, videos),
                           "random": reference("random", seed, ds, videos)},
@@ -95,9 +98,13 @@ def run_part(data_root: str, method: str, sources: Mapping[str, str], domain: st
     return part
 
 
-def mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float], signed: bool = False) -> str:
+    """'66.73 ± 1.20 (n=5)' in points: mean ± sample std (ddof 1) over seeds; one seed has no std."""
     v = np.asarray(values, dtype=np.float64) * 100
-    return f"{v.mean():.2f} ± {v.std():.2f} (n={len(v)})" if len(v) else "–"
+    if not len(v):
+        return "–"
+    mean = f"{v.mean():+.2f}" if signed else f"{v.mean():.2f}"
+    return f"{mean} ± {v.std(ddof=1):.2f} (n={len(v)})" if len(v) > 1 else f"{mean} (n=1)"
 
 
 def summarise(parts: Sequence[dict]) -> dict[str, Any]:
@@ -114,9 +121,45 @@ def summarise(parts: Sequence[dict]) -> dict[str, Any]:
 def domain_means(table: Mapping[str, Any], variant: str, name: str, vset: str) -> list[float]:
     """Per seed present in every domain: the mean over the four domains."""
     rows = table[variant]
-    seeds = set.intersection(*(set(rows[d].get(name, {}).get(vset, {})) for d in DOMAINS if d in rows)) \
-        if all(d in rows for d in DOMAINS) else set()
-    return [float(np.mean([rows[d][name][vset][s] for d in DOMAINS])) for s in sorted(seeds)]
+    return [float(np.mean([rows[d][name][vset][s] for d in DOMAINS])) for s in _all_domain_seeds(rows, name, vset)]
+
+
+def paired(table: Mapping[str, Any], variant: str, vset: str, floor: str = "feature_norm") -> dict[str, Any]:
+    """Per domain and for the mean of 4 domains: per seed, the model's mAP minus `floor`'s on the same videos (the
+    same part), their mean and sample std, and how many seeds are above the floor."""
+    rows = table[variant]
+    model = _names(rows)[0]
+    diffs = {d: {s: rows[d][model][vset][s] - rows[d][floor][vset][s]
+                 for s in sorted(set(rows[d].get(model, {}).get(vset, {})) & set(rows[d].get(floor, {}).get(vset, {})),
+                                 key=int)}
+             for d in DOMAINS if d in rows}
+    seeds = [s for s in _all_domain_seeds(rows, model, vset) if all(s in diffs[d] for d in DOMAINS)]
+    if seeds:
+        diffs["mean of 4 domains"] = {s: float(np.mean([diffs[d][s] for d in DOMAINS])) for s in seeds}
+    return {key: {"per_seed": per_seed, "mean": float(np.mean(list(per_seed.values()))),
+                  "std": float(np.std(list(per_seed.values()), ddof=1)) if len(per_seed) > 1 else None,
+                  "seeds_above": sum(d > 0 for d in per_seed.values()), "n": len(per_seed)}
+            for key, per_seed in diffs.items() if per_seed}
+
+
+def _all_domain_seeds(rows: Mapping[str, Any], name: str, vset: str) -> list[str]:
+    """The seeds present for `name` in every domain, in numeric order."""
+    if not all(d in rows for d in DOMAINS):
+        return []
+    return sorted(set.intersection(*(set(rows[d].get(name, {}).get(vset, {})) for d in DOMAINS)), key=int)
+
+
+def paired_lines(table: Mapping[str, Any], variant: str) -> list[str]:
+    """The markdown of `paired` for both video sets."""
+    model = _names(table[variant])[0]
+    lines = [f"Paired: per seed, {model} minus feature_norm on the same videos (points; seeds in order).", "",
+             "| held-out domain | videos | per seed | mean ± std | seeds above feature_norm |", "|---|---|---|---|---|"]
+    for vset in VIDEO_SETS:
+        for key, row in paired(table, variant, vset).items():
+            seeds = ", ".join(f"{s}: {d * 100:+.2f}" for s, d in row["per_seed"].items())
+            lines.append(f"| {key} | {vset} | {seeds} | {mean_std(list(row['per_seed'].values()), signed=True)} | "
+                         f"{row['seeds_above']} of {row['n']} |")
+    return lines
 
 
 def markdown(table: Mapping[str, Any], parts: Sequence[dict]) -> str:
@@ -125,8 +168,9 @@ def markdown(table: Mapping[str, Any], parts: Sequence[dict]) -> str:
              "epoch is picked on a validation part held out from that training material, never on the held-out "
              "domain), then YouTube mAP (AP-trap over all clips, mean over videos) on the held-out domain: its UMT "
              "test list (`test`) and all its videos with features (`all`, none seen in training). `feature_norm` = "
-             "L2 norm of the visual feature the variant reads; `random` is seeded by the run seed. mean ± std over "
-             "seeds (n = seeds).", ""]
+             "L2 norm of the visual feature the variant reads (no training: the same number for every seed); "
+             "`random` is seeded by the run seed. Points; mean ± sample std (ddof 1) over seeds, n = seeds; the mean "
+             "of 4 domains is taken per seed over the seeds present in all four domains.", ""]
     for variant, rows in table.items():
         lines += [f"## {variant}", "", "| held-out domain | videos | " + " | ".join(_names(rows)) + " |",
                   "|---|---|" + "---|" * len(_names(rows))]
@@ -139,14 +183,22 @@ def markdown(table: Mapping[str, Any], parts: Sequence[dict]) -> str:
         for vset in VIDEO_SETS:
             cells = [mean_std(domain_means(table, variant, n, vset)) for n in _names(rows)]
             lines.append(f"| **mean of 4 domains** | {vset} | " + " | ".join(cells) + " |")
+        lines += [""] + paired_lines(table, variant)
         mine = [p for p in parts if p["variant"] == variant]
         seconds = [p["train_seconds"] for p in mine]
         lines += ["", f"{len(mine)} runs; seeds per domain: "
                   + ", ".join(f"{d} {sorted(p['seed'] for p in mine if p['domain'] == d)}" for d in DOMAINS)
                   + f"; training {min(seconds):.0f}-{max(seconds):.0f} s per run ({mine[0]['torch_threads']} torch "
-                  f"thread); epochs {mine[0]['epochs']}; e.g. "
+                  f"thread); epochs {mine[0]['epochs']}; videos per held-out domain (test / all): "
+                  + ", ".join(f"{p['domain']} {p['results']['feature_norm']['test']['n_videos']} / "
+                              f"{p['results']['feature_norm']['all']['n_videos']}" for p in _first_per_domain(mine))
+                  + "; e.g. "
                   f"`{mine[0]['command']}`.", ""]
     return "\n".join(lines)
+
+
+def _first_per_domain(parts: Sequence[dict]) -> list[dict]:
+    return [next(p for p in parts if p["domain"] == d) for d in DOMAINS if any(p["domain"] == d for p in parts)]
 
 
 def _names(rows: Mapping[str, Any]) -> list[str]:
@@ -160,6 +212,7 @@ def report(out: Path) -> dict[str, Any]:
     means = {v: {n: {vset: domain_means(table, v, n, vset) for vset in VIDEO_SETS} for n in _names(rows)}
              for v, rows in table.items()}
     data = {"format": "avhighlights-zoo-lodo/1", "table": table, "mean_of_domains_per_seed": means,
+            "paired_vs_feature_norm": {v: {vset: paired(table, v, vset) for vset in VIDEO_SETS} for v in table},
             "runs": [{k: p[k] for k in ("variant", "domain", "seed", "n_train", "n_val", "selected_epoch",
                                         "train_seconds", "seen_test_videos", "command")} for p in parts]}
     write_json(out / "lodo.json", data)
