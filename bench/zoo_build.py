@@ -66,10 +66,10 @@ LABELS_NOTE = ("TVSum labels are the annotator mean rescaled to [0, 1] (soft), Y
                "(binary). {method} binarises each TVSum video's soft labels to its top 50 % of steps "
                "(binarise_labels) and keeps the binary YouTube labels, so both datasets reach its loss as binary "
                "per-step targets; every training video weighs by its number of steps.")
-BRIDGE_NOTE = ("Trained on the UMT-release feature files ({binding}); scoring raw video needs registered extractors "
-               "that reproduce these sources (the I3D / PANNs CNN14 32 kHz bridge extractors). Until they exist, "
-               "`avhighlights score --checkpoint` refuses this checkpoint (exit 5) and `avhighlights bench "
-               "--checkpoint` evaluates it.")
+BRIDGE_NOTE = ("Trained on the UMT-release feature files ({binding}); on raw video `avhighlights score` computes "
+               "these sources with the bridge extractors that reproduce them (i3d / i3d_rgb, panns_cnn14_2s at "
+               "32 kHz), which need their pretrained weights (exit 4 offline, naming each missing file); "
+               "`avhighlights bench --checkpoint` evaluates it on the released features.")
 
 
 def sha256(path: Path) -> str:
