@@ -9,6 +9,11 @@ kernel 3, stride 2, padding 1 (d -> d/2 -> d/4 -> d/8), ReLU after each; decoder
 ConvTranspose1d (output_padding 1), ReLU after each (the paper's "each followed by ReLU").
 With `per_step_kernels=False` every conv is one kernel shared by all steps (still time-preserving):
 per-step kernels and biases make s depend on the position inside the window, not only on content.
+
+Activation (`activation`, ACTIVATIONS): the paper's Eq. 4 is the bias-free FC itself ("linear", the
+`paper` recipe); "sigmoid" bounds s_i to (0, 1), the paper's own reading of s as "the k activations with
+the highest probabilities" (Sec. III-C). Unbounded, the k-point loss is solved by inflating the scale of s
+(eta grows with s whatever the ranking); bounded, L_r can only fall by ranking the steps.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from torch import nn
 from avhighlights.core.errors import ConfigError
 
 AE_LAYERS = 3
+ACTIVATIONS = {"linear": lambda x: x, "sigmoid": torch.sigmoid}  # s_i = ACTIVATIONS[name](FC(z_i))
+
+
+def activation_fn(name: str):
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"rasl: activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return ACTIVATIONS[name]
 
 
 class SingleHeadSelfAttention(nn.Module):
@@ -76,8 +88,10 @@ def _decoder(n_steps: int, per_step: bool) -> nn.Sequential:
 class RASLBranch(nn.Module):
     """One modality: self-attention F, encoder E, decoder D, psi and the score FC (no bias)."""
 
-    def __init__(self, dim: int, n_steps: int, attn_bias: bool = True, per_step_kernels: bool = True):
+    def __init__(self, dim: int, n_steps: int, attn_bias: bool = True, per_step_kernels: bool = True,
+                 activation: str = "linear"):
         super().__init__()
+        self.activation = activation_fn(activation)
         if dim % (2**AE_LAYERS):
             raise ConfigError(f"rasl: feature width {dim} must be divisible by {2**AE_LAYERS} (3 stride-2 convs)")
         self.code_dim = dim // 2**AE_LAYERS
@@ -91,9 +105,9 @@ class RASLBranch(nn.Module):
         return self.encoder(self.attention(rho))
 
     def activations(self, r: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z = psi(r) (B, N, c) and s = FC(z) (B, N)."""
+        """z = psi(r) (B, N, c) and s = activation(FC(z)) (B, N)."""
         z = self.psi(r)
-        return z, self.score(z).squeeze(-1)
+        return z, self.activation(self.score(z).squeeze(-1))
 
     def decode(self, s: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """D(s * r): (B, N), (B, N, c) -> (B, N, d)."""
@@ -120,11 +134,11 @@ class RASLNet(nn.Module):
     """Both branches, the k-point projections per branch and Gamma (init 3.1)."""
 
     def __init__(self, dim: int, n_steps: int, k: int = 10, gamma_init: float = 3.1, attn_bias: bool = True,
-                 per_step_kernels: bool = True):
+                 per_step_kernels: bool = True, activation: str = "linear"):
         super().__init__()
         if not 1 <= k <= n_steps // 2:
             raise ConfigError(f"rasl: k must be in 1..{n_steps // 2} for windows of {n_steps} steps, got {k}")
-        self.branches = nn.ModuleDict({m: RASLBranch(dim, n_steps, attn_bias, per_step_kernels)
+        self.branches = nn.ModuleDict({m: RASLBranch(dim, n_steps, attn_bias, per_step_kernels, activation)
                                        for m in ("visual", "audio")})
         code_dim = self.branches["visual"].code_dim
         self.projections = nn.ModuleDict({m: RankProjections(code_dim, k) for m in ("visual", "audio")})
