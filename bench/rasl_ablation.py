@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avhighlights.core.atomic import write_json
+from avhighlights.core.near_constant import CollapsedFitError
 from avhighlights.core.overrides import parse_overrides
 from avhighlights.core.registry import config_to_dict
 from avhighlights.evaluation.bench import (
@@ -73,7 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         for split in proto.splits(ds, seed):
             test = ds.samples(split.test_ids)
             t_fit = time.monotonic()
-            method, report = train_split("rasl", overrides, ds, split, seed, test)
+            try:
+                method, report = train_split("rasl", overrides, ds, split, seed, test)
+            except CollapsedFitError as error:  # recorded, not scored: a collapsed fit is never used
+                out = Path(args.out_root) / f"{ds.name}-rasl_{args.variant}-seed{seed}"
+                write_json(out / "collapsed.json", {"variant": args.variant, "seed": seed, "split": split.name,
+                                                    "overrides": overrides, "error": str(error),
+                                                    "fit_s": round(time.monotonic() - t_fit, 1)})
+                print(args.variant, seed, split.name, "COLLAPSED:", error, flush=True)
+                return 0
             report = {**report, "fit_s": round(time.monotonic() - t_fit, 1)}
             preds = predict_all(method, test, label_keys)
             for name, weight in scorings.items():

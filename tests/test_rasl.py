@@ -33,7 +33,7 @@ from avhighlights.models.rasl_losses import (
     reconstruction_l1,
     scl_loss,
 )
-from avhighlights.models.rasl_net import RankProjections
+from avhighlights.models.rasl_net import RankProjections, standardised_sigmoid
 from avhighlights.models.recurrence_prior import motion_prior, rank_unit
 
 TINY = {"window_steps": 4, "k": 1, "epochs": 2, "batch_size": 2, "recipe": "paper"}
@@ -217,12 +217,18 @@ def test_recipes_resolve_and_explicit_fields_win():
             create_method("rasl", DIMS, {**TINY, **bad})
 
 
-def test_sigmoid_activation_stays_in_the_unit_interval_whatever_the_fc_scale():
+def test_bounded_activations_stay_in_range_whatever_the_fc_scale():
     module = create_method("rasl", DIMS, {**TINY, "activation": "sigmoid"}).module
     with torch.no_grad():
         module.branches["visual"].score.weight.mul_(1e4)  # what inflating the scale of s would do
         s = module.visual_scores(torch.randn(8, 4, 16) * 10)
     assert float(s.min()) >= 0.0 and float(s.max()) <= 1.0
+    competing = create_method("rasl", DIMS, {**TINY, "activation": "softmax_time"}).module
+    with torch.no_grad():
+        competing.branches["visual"].score.weight.mul_(1e4)
+        s = competing.visual_scores(torch.randn(8, 4, 16) * 10)
+    assert float(s.min()) >= 0.0 and float(s.max()) <= 4.0  # N = 4 steps
+    np.testing.assert_allclose(s.mean(dim=1).numpy(), 1.0, rtol=1e-5)  # the steps share a fixed budget
     linear = create_method("rasl", DIMS, TINY).module
     with torch.no_grad():
         linear.branches["visual"].score.weight.mul_(1e4)
@@ -259,3 +265,11 @@ def test_loss_ablations_drop_their_terms():
                           ("scl_loss", {"scl"})):
         terms = create_method("rasl", DIMS, {**TINY, flag: False}).losses(rho_v, rho_a, keep)
         assert set(terms) == full - dropped
+
+
+def test_standardised_sigmoid_ignores_the_scale_and_shift_of_the_logits():
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.5]])
+    s = standardised_sigmoid(logits)
+    assert float(s.min()) > 0.0 and float(s.max()) < 1.0
+    np.testing.assert_allclose(standardised_sigmoid(1e4 * logits + 7.0).numpy(), s.numpy(), rtol=1e-5)
+    assert torch.equal(torch.argsort(s), torch.argsort(logits))  # the order of the steps is all that is kept

@@ -28,6 +28,7 @@ by 10 each time, then refused with CollapsedFitError (core/near_constant.guarded
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -195,7 +196,8 @@ class RASLMethod(TorchMethod):
         hint = "Lower the learning rate (--set lr=...) or train longer (--set epochs=...)."
         report = guarded_fit(lambda attempt: self._pretrain(windows, visual, seed, attempt, progress),
                              self.config.collapse_retries, "rasl", hint)
-        return {"windows": len(windows), **report, "parameters": self.parameter_count(),
+        return {"windows": len(windows), **report, "recipe": dataclasses.asdict(resolved(self.config)),
+                "parameters": self.parameter_count(),
                 "final_logit_scale": float(logit_scale(self.module.gamma.detach(), self.config.gamma_mode))}
 
     def _pretrain(self, windows: list, visual: list[np.ndarray], seed: int, attempt: int,

@@ -14,6 +14,10 @@ Activation (`activation`, ACTIVATIONS): the paper's Eq. 4 is the bias-free FC it
 `paper` recipe); "sigmoid" bounds s_i to (0, 1), the paper's own reading of s as "the k activations with
 the highest probabilities" (Sec. III-C). Unbounded, the k-point loss is solved by inflating the scale of s
 (eta grows with s whatever the ranking); bounded, L_r can only fall by ranking the steps.
+"softmax_time" makes the steps compete: s = N x softmax over the window of FC(z) (mean 1, so D's input keeps
+r's scale), so raising the top-k lowers the others; a sigmoid s can instead saturate at 1 on every step (Eq. 8
+has no term that lowers the bottom-k), which with shared kernels is a collapse. "standardised_sigmoid"
+standardises FC(z) over the window first: s keeps a fixed spread, so only the order of the steps is learnt.
 """
 
 from __future__ import annotations
@@ -26,7 +30,22 @@ from torch import nn
 from avhighlights.core.errors import ConfigError
 
 AE_LAYERS = 3
-ACTIVATIONS = {"linear": lambda x: x, "sigmoid": torch.sigmoid}  # s_i = ACTIVATIONS[name](FC(z_i))
+
+
+def time_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """N x softmax over the window's steps of (B, N) logits: s_i in (0, N) with mean 1 per window."""
+    return logits.shape[-1] * torch.softmax(logits, dim=-1)
+
+
+def standardised_sigmoid(logits: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """sigmoid of the (B, N) logits standardised over the window's steps: s_i in (0, 1), its spread fixed, so
+    neither the scale of FC nor a shift common to every step can change the loss; only the steps' order can."""
+    centred = logits - logits.mean(dim=-1, keepdim=True)
+    return torch.sigmoid(centred / (centred.std(dim=-1, keepdim=True) + eps))
+
+
+ACTIVATIONS = {"linear": lambda x: x, "sigmoid": torch.sigmoid, "softmax_time": time_softmax,
+               "standardised_sigmoid": standardised_sigmoid}  # s = ACTIVATIONS[name](FC(z))
 
 
 def activation_fn(name: str):
