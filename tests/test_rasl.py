@@ -207,12 +207,12 @@ def test_pretraining_that_stays_collapsed_is_refused():
 
 
 def test_recipes_resolve_and_explicit_fields_win():
-    assert RECIPES["paper"] == Recipe("linear", True, 0.0)
+    assert RECIPES["paper"] == Recipe("linear", True, 0.0, "default")
     method = create_method("rasl", DIMS, {**TINY, "recipe": "ours"})
     assert resolved(method.config) == RECIPES["ours"]
     mixed = create_method("rasl", DIMS, {**TINY, "activation": "sigmoid", "prior_weight": 2.0}).config
-    assert resolved(mixed) == Recipe("sigmoid", True, 2.0)
-    for bad in ({"recipe": "nope"}, {"activation": "relu6"}, {"prior_weight": -1.0}):
+    assert resolved(mixed) == Recipe("sigmoid", True, 2.0, "default")
+    for bad in ({"recipe": "nope"}, {"activation": "relu6"}, {"prior_weight": -1.0}, {"kernel_init": "zeros"}):
         with pytest.raises(ConfigError):
             create_method("rasl", DIMS, {**TINY, **bad})
 
@@ -273,3 +273,17 @@ def test_standardised_sigmoid_ignores_the_scale_and_shift_of_the_logits():
     assert float(s.min()) > 0.0 and float(s.max()) < 1.0
     np.testing.assert_allclose(standardised_sigmoid(1e4 * logits + 7.0).numpy(), s.numpy(), rtol=1e-5)
     assert torch.equal(torch.argsort(s), torch.argsort(logits))  # the order of the steps is all that is kept
+
+
+def test_positive_kernel_init_keeps_the_shared_encoder_alive():
+    rho = torch.rand(2, 4, 16)  # non-negative features, like I3D / CNN14 / MobileNet embeddings
+    dead = {}
+    for init in ("default", "positive"):
+        codes = []
+        for seed in range(12):
+            torch.manual_seed(seed)
+            net = create_method("rasl", DIMS, {**TINY, "per_step_kernels": False, "kernel_init": init}).module
+            with torch.no_grad():
+                codes.append(float(net.branches["visual"].encode(rho).abs().max()))
+        dead[init] = sum(code == 0.0 for code in codes)
+    assert dead["default"] > 0 and dead["positive"] == 0  # r = 0 on every step: s constant, the fit collapsed

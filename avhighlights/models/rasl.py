@@ -60,14 +60,17 @@ RETRY_LR_FACTOR = 0.1  # the collapse guard's fallback: each retry divides the l
 
 @dataclass(frozen=True)
 class Recipe:
-    """What a recipe sets: the activation s, per-step or shared kernels, the motion prior's weight at inference."""
+    """What a recipe sets: the activation s, per-step or shared kernels, the motion prior's weight at inference,
+    the conv kernels' initialisation."""
 
     activation: str
     per_step_kernels: bool
     prior_weight: float
+    kernel_init: str = "default"
 
 
-RECIPES: dict[str, Recipe] = {"paper": Recipe("linear", True, 0.0), "ours": Recipe("sigmoid", False, 1.0)}
+RECIPES: dict[str, Recipe] = {"paper": Recipe("linear", True, 0.0, "default"),
+                              "ours": Recipe("standardised_sigmoid", False, 1.0, "positive")}
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class RASLConfig:
     activation: str | None = None  # None: the recipe's; "linear" (paper) or "sigmoid" (s bounded to (0, 1))
     per_step_kernels: bool | None = None  # None: the recipe's; True: the spec's per-step kernels, False: shared
     prior_weight: float | None = None  # None: the recipe's; weight of rank(motion prior) added to rank(s^v)
+    kernel_init: str | None = None  # None: the recipe's; rasl_net.KERNEL_INITS "default" or "positive"
     kpoint_loss: bool = True  # False: L_r dropped (ablation)
     aux_loss: bool = True  # False: L_au dropped (ablation)
     scl_loss: bool = True  # False: L_s dropped (ablation)
@@ -99,7 +103,8 @@ def resolved(config: RASLConfig) -> Recipe:
     recipe = RECIPES[config.recipe]
     out = Recipe(recipe.activation if config.activation is None else config.activation,
                  recipe.per_step_kernels if config.per_step_kernels is None else bool(config.per_step_kernels),
-                 recipe.prior_weight if config.prior_weight is None else float(config.prior_weight))
+                 recipe.prior_weight if config.prior_weight is None else float(config.prior_weight),
+                 recipe.kernel_init if config.kernel_init is None else config.kernel_init)
     activation_fn(out.activation)
     if out.prior_weight < 0:
         raise ConfigError(f"rasl: prior_weight must be >= 0, got {out.prior_weight}")
@@ -156,7 +161,7 @@ class RASLMethod(TorchMethod):
     def build_module(self) -> nn.Module:
         cfg, recipe = self.config, resolved(self.config)
         return RASLNet(self.feature_dims["visual"], cfg.window_steps, cfg.k, cfg.gamma_init, cfg.attn_bias,
-                       recipe.per_step_kernels, recipe.activation)
+                       recipe.per_step_kernels, recipe.activation, recipe.kernel_init)
 
     def training_windows(self, train: Sequence[Sample]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(visual (N, Dv), audio (N, Da)) windows of every training video."""
