@@ -46,9 +46,10 @@ from avhighlights.models.recurrence_prior import motion_prior, rank_unit
 
 
 def fused(preds: list[np.ndarray], test: list, weight: float) -> list[np.ndarray]:
-    """rank(s^v) + weight x rank(motion prior) per test video (RASLMethod.forward_scores with prior_weight)."""
-    return [rank_unit(p) + weight * rank_unit(motion_prior(s.features["visual"])) for p, s in zip(preds, test,
-                                                                                                  strict=True)]
+    """(rank(s^v) + weight x rank(motion prior)) / (1 + weight) per test video (RASLMethod.forward_scores with
+    prior_weight; the division changes no ranking, so runs made before it score the same)."""
+    return [(rank_unit(p) + weight * rank_unit(motion_prior(s.features["visual"]))) / (1 + weight)
+            for p, s in zip(preds, test, strict=True)]
 
 
 def main(argv: list[str] | None = None) -> int:

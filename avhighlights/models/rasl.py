@@ -15,8 +15,8 @@ Recipes (`recipe`, RECIPES; a field set explicitly wins over the recipe):
   (the N steps are the conv channels), all four loss terms, visual s^v alone at inference.
 * `ours`: see RECIPES and bench/results/unsupervised/RASL_ABLATION.md (why: the unbounded s lets the
   k-point loss be solved by scale, and per-step kernels let s key on the position in the window).
-  `prior_weight` > 0 ranks by rank(s^v) + prior_weight x rank(visual L2 norm) (the motion prior of
-  recurrence_prior.py, the training-free `feature_norm`), a label-free ensemble.
+  `prior_weight` > 0 ranks by (rank(s^v) + prior_weight x rank(visual L2 norm)) / (1 + prior_weight) (the
+  motion prior of recurrence_prior.py, the training-free `feature_norm`), a label-free ensemble.
 
 Loss ablations: `kpoint_loss=False`, `aux_loss=False`, `scl_loss=False` drop L_r, L_au, L_s from Eq. 11;
 `contrast=False` is the paper's "without contrast" form of L_r.
@@ -241,13 +241,13 @@ class RASLMethod(TorchMethod):
 
     def forward_scores(self, batch: Batch) -> torch.Tensor:
         """Min-max normalised windowed s^v per video (B, T), fused with the motion prior when prior_weight > 0
-        (rank(s^v) + prior_weight x rank(||v_t||)); padded steps are 0."""
+        ((rank(s^v) + prior_weight x rank(||v_t||)) / (1 + prior_weight), in [0, 1]); padded steps are 0."""
         scores = torch.zeros(batch.mask.shape)
         weight = resolved(self.config).prior_weight
         for i, length in enumerate(batch.lengths.tolist()):
             visual = batch.features["visual"][i, :length].cpu().numpy()
             s = self.video_scores(visual)
-            fused = rank_unit(s) + weight * rank_unit(motion_prior(visual)) if weight > 0 else s
+            fused = (rank_unit(s) + weight * rank_unit(motion_prior(visual))) / (1 + weight) if weight > 0 else s
             scores[i, :length] = torch.from_numpy(fused)
         return scores
 
