@@ -3,6 +3,7 @@ parameter / MAC counts and checkpoint round trips (tiny networks of the real arc
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -287,3 +288,20 @@ def test_positive_kernel_init_keeps_the_shared_encoder_alive():
                 codes.append(float(net.branches["visual"].encode(rho).abs().max()))
         dead[init] = sum(code == 0.0 for code in codes)
     assert dead["default"] > 0 and dead["positive"] == 0  # r = 0 on every step: s constant, the fit collapsed
+
+
+def test_a_checkpoint_saved_before_recipes_loads_as_the_paper_network(tmp_path):
+    method = create_method("rasl", DIMS, TINY)
+    path = save_checkpoint(method, tmp_path / "old.safetensors", BINDING)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    old_config = {k: v for k, v in json.loads(meta["config"]).items() if k not in ("recipe", "activation",
+                  "prior_weight", "kernel_init", "kpoint_loss", "aux_loss", "scl_loss")}
+    save_file(state, str(path), {**meta, "config": json.dumps({**old_config, "per_step_kernels": True})})
+    restored, _ = load_checkpoint(path, BINDING)
+    assert restored.config.recipe == "paper"
+    sample = video(11, 4)
+    np.testing.assert_array_equal(restored.predict(sample), method.predict(sample))

@@ -156,6 +156,7 @@ class RASLMethod(TorchMethod):
     roles = MODALITIES
     supervised = False
     default_binding = {"visual": "swin", "audio": "panns_cnn14_16k"}
+    legacy_config = {"recipe": "paper"}  # a checkpoint saved before recipes existed holds the paper's network
     one_second_grid_defaults = {"window_steps": 30}  # 30-s windows (150 steps is 30 s at the paper's 5 fps)
 
     def build_module(self) -> nn.Module:
