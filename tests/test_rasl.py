@@ -3,6 +3,7 @@ parameter / MAC counts and checkpoint round trips (tiny networks of the real arc
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,11 +16,14 @@ from avhighlights.core.sample import FeatureSource, Sample
 from avhighlights.models.base import METHODS, create_method
 from avhighlights.models.checkpoint import load_checkpoint, save_checkpoint
 from avhighlights.models.rasl import (
+    RECIPES,
+    Recipe,
     complexity,
     inference_chunks,
     loop_to_length,
     match_width,
     min_max,
+    resolved,
     training_starts,
 )
 from avhighlights.models.rasl_losses import (
@@ -30,9 +34,10 @@ from avhighlights.models.rasl_losses import (
     reconstruction_l1,
     scl_loss,
 )
-from avhighlights.models.rasl_net import RankProjections
+from avhighlights.models.rasl_net import RankProjections, standardised_sigmoid
+from avhighlights.models.recurrence_prior import motion_prior, rank_unit
 
-TINY = {"window_steps": 4, "k": 1, "epochs": 2, "batch_size": 2}
+TINY = {"window_steps": 4, "k": 1, "epochs": 2, "batch_size": 2, "recipe": "paper"}
 DIMS = {"visual": 16, "audio": 8}
 BINDING = {"visual": FeatureSource("vis", "1", dim=16), "audio": FeatureSource("aud", "1", dim=8)}
 
@@ -200,3 +205,103 @@ def test_collapsed_pretraining_is_retried_from_a_fresh_network_at_a_tenth_of_the
 def test_pretraining_that_stays_collapsed_is_refused():
     with pytest.raises(CollapsedFitError, match="rasl: the fit collapsed .* all 1 attempts"):
         _dead_score_head({"collapse_retries": 0}).fit([video(9, 2), video(5, 3)], seed=0)
+
+
+def test_recipes_resolve_and_explicit_fields_win():
+    assert RECIPES["paper"] == Recipe("linear", True, 0.0, "default")
+    method = create_method("rasl", DIMS, {**TINY, "recipe": "ours"})
+    assert resolved(method.config) == RECIPES["ours"]
+    mixed = create_method("rasl", DIMS, {**TINY, "activation": "sigmoid", "prior_weight": 2.0}).config
+    assert resolved(mixed) == Recipe("sigmoid", True, 2.0, "default")
+    for bad in ({"recipe": "nope"}, {"activation": "relu6"}, {"prior_weight": -1.0}, {"kernel_init": "zeros"}):
+        with pytest.raises(ConfigError):
+            create_method("rasl", DIMS, {**TINY, **bad})
+
+
+def test_bounded_activations_stay_in_range_whatever_the_fc_scale():
+    module = create_method("rasl", DIMS, {**TINY, "activation": "sigmoid"}).module
+    with torch.no_grad():
+        module.branches["visual"].score.weight.mul_(1e4)  # what inflating the scale of s would do
+        s = module.visual_scores(torch.randn(8, 4, 16) * 10)
+    assert float(s.min()) >= 0.0 and float(s.max()) <= 1.0
+    competing = create_method("rasl", DIMS, {**TINY, "activation": "softmax_time"}).module
+    with torch.no_grad():
+        competing.branches["visual"].score.weight.mul_(1e4)
+        s = competing.visual_scores(torch.randn(8, 4, 16) * 10)
+    assert float(s.min()) >= 0.0 and float(s.max()) <= 4.0  # N = 4 steps
+    np.testing.assert_allclose(s.mean(dim=1).numpy(), 1.0, rtol=1e-5)  # the steps share a fixed budget
+    linear = create_method("rasl", DIMS, TINY).module
+    with torch.no_grad():
+        linear.branches["visual"].score.weight.mul_(1e4)
+        assert float(linear.visual_scores(torch.randn(8, 4, 16) * 10).abs().max()) > 1.0  # unbounded
+
+
+def test_shared_kernels_shift_with_the_content_per_step_kernels_do_not():
+    rho = torch.rand(2, 4, 16)
+    shifted = torch.roll(rho, shifts=1, dims=1)  # the window's content moved one step later (cyclically)
+    for overrides in ({"per_step_kernels": False}, {"recipe": "ours"}):
+        shared = create_method("rasl", DIMS, {**TINY, **overrides}).module.eval()
+        with torch.no_grad():
+            np.testing.assert_allclose(shared.visual_scores(shifted).numpy(),
+                                       torch.roll(shared.visual_scores(rho), shifts=1, dims=1).numpy(), atol=1e-5)
+    per_step = create_method("rasl", DIMS, TINY).module.eval()
+    with torch.no_grad():
+        gap = per_step.visual_scores(shifted) - torch.roll(per_step.visual_scores(rho), shifts=1, dims=1)
+    assert float(gap.abs().max()) > 1e-4
+
+
+def test_prior_weight_fuses_network_ranks_with_the_motion_prior():
+    plain = create_method("rasl", DIMS, TINY)
+    fused = create_method("rasl", DIMS, {**TINY, "prior_weight": 1.0})
+    fused.module.load_state_dict(plain.module.state_dict())
+    sample = video(10, 7)
+    expected = (rank_unit(plain.predict(sample)) + rank_unit(motion_prior(sample.features["visual"]))) / 2
+    np.testing.assert_allclose(fused.predict(sample), expected, atol=1e-6)
+
+
+def test_loss_ablations_drop_their_terms():
+    rho_v, rho_a, keep = torch.rand(2, 4, 16), torch.rand(2, 4, 16), torch.ones(2, 4, dtype=torch.bool)
+    full = {"visual_e", "visual_r", "visual_au", "audio_e", "audio_r", "audio_au", "scl"}
+    for flag, dropped in (("kpoint_loss", {"visual_r", "audio_r"}), ("aux_loss", {"visual_au", "audio_au"}),
+                          ("scl_loss", {"scl"})):
+        terms = create_method("rasl", DIMS, {**TINY, flag: False}).losses(rho_v, rho_a, keep)
+        assert set(terms) == full - dropped
+
+
+def test_standardised_sigmoid_ignores_the_scale_and_shift_of_the_logits():
+    logits = torch.tensor([[0.3, -1.0, 2.0, 0.5]])
+    s = standardised_sigmoid(logits)
+    assert float(s.min()) > 0.0 and float(s.max()) < 1.0
+    np.testing.assert_allclose(standardised_sigmoid(1e4 * logits + 7.0).numpy(), s.numpy(), rtol=1e-5)
+    assert torch.equal(torch.argsort(s), torch.argsort(logits))  # the order of the steps is all that is kept
+
+
+def test_positive_kernel_init_keeps_the_shared_encoder_alive():
+    rho = torch.rand(2, 4, 16)  # non-negative features, like I3D / CNN14 / MobileNet embeddings
+    dead = {}
+    for init in ("default", "positive"):
+        codes = []
+        for seed in range(12):
+            torch.manual_seed(seed)
+            net = create_method("rasl", DIMS, {**TINY, "per_step_kernels": False, "kernel_init": init}).module
+            with torch.no_grad():
+                codes.append(float(net.branches["visual"].encode(rho).abs().max()))
+        dead[init] = sum(code == 0.0 for code in codes)
+    assert dead["default"] > 0 and dead["positive"] == 0  # r = 0 on every step: s constant, the fit collapsed
+
+
+def test_a_checkpoint_saved_before_recipes_loads_as_the_paper_network(tmp_path):
+    method = create_method("rasl", DIMS, TINY)
+    path = save_checkpoint(method, tmp_path / "old.safetensors", BINDING)
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), "pt") as f:
+        meta, state = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    old_config = {k: v for k, v in json.loads(meta["config"]).items() if k not in ("recipe", "activation",
+                  "prior_weight", "kernel_init", "kpoint_loss", "aux_loss", "scl_loss")}
+    save_file(state, str(path), {**meta, "config": json.dumps({**old_config, "per_step_kernels": True})})
+    restored, _ = load_checkpoint(path, BINDING)
+    assert restored.config.recipe == "paper"
+    sample = video(11, 4)
+    np.testing.assert_array_equal(restored.predict(sample), method.predict(sample))

@@ -18,7 +18,7 @@ from avhighlights.core.atomic import atomic_path
 from avhighlights.core.errors import CheckpointError, CheckpointMismatchError
 from avhighlights.core.registry import config_to_dict
 from avhighlights.core.sample import FeatureSource
-from avhighlights.models.base import HighlightMethod, create_method
+from avhighlights.models.base import METHODS, HighlightMethod, create_method
 
 if TYPE_CHECKING:  # torch is imported where tensors are written or read, not by metadata readers
     import torch
@@ -100,7 +100,9 @@ def load_checkpoint(path: str | Path, expected_binding: Mapping[str, FeatureSour
     if expected_binding is not None:
         check_binding(path, info.binding, expected_binding)
     dims = {role: src.dim for role, src in info.binding.items()}
-    method = create_method(info.method, dims, info.config)
+    # fields a checkpoint written before they existed was trained with (e.g. rasl: recipe "paper")
+    legacy = getattr(METHODS.get(info.method), "legacy_config", {})
+    method = create_method(info.method, dims, {**legacy, **info.config})
     try:
         state = load_file(str(_existing(path)))
         method.load_state_dict(_cast_like(state, method.state_dict()))

@@ -10,6 +10,17 @@ is taken as the last N steps); videos shorter than N are looped, then cropped to
 splits a video into consecutive N-step chunks, loops each short chunk to N, keeps the scores of
 its real steps, concatenates and min-max normalises per video.
 
+Recipes (`recipe`, RECIPES; a field set explicitly wins over the recipe):
+* `paper`: the paper's network as the spec reads it: s = the bias-free FC (unbounded), per-step kernels
+  (the N steps are the conv channels), all four loss terms, visual s^v alone at inference.
+* `ours`: see RECIPES and bench/results/unsupervised/RASL_ABLATION.md (why: the unbounded s lets the
+  k-point loss be solved by scale, and per-step kernels let s key on the position in the window).
+  `prior_weight` > 0 ranks by (rank(s^v) + prior_weight x rank(visual L2 norm)) / (1 + prior_weight) (the
+  motion prior of recurrence_prior.py, the training-free `feature_norm`), a label-free ensemble.
+
+Loss ablations: `kpoint_loss=False`, `aux_loss=False`, `scl_loss=False` drop L_r, L_au, L_s from Eq. 11;
+`contrast=False` is the paper's "without contrast" form of L_r.
+
 Collapse guard: a pretraining whose visual scores are near-constant on more than half of the training
 videos is retried `collapse_retries` times from a fresh initialisation with the learning rate divided
 by 10 each time, then refused with CollapsedFitError (core/near_constant.guarded_fit).
@@ -17,6 +28,7 @@ by 10 each time, then refused with CollapsedFitError (core/near_constant.guarded
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,11 +50,27 @@ from avhighlights.models.rasl_losses import (
     reconstruction_l1,
     scl_loss,
 )
-from avhighlights.models.rasl_net import RASLNet
+from avhighlights.models.rasl_net import RASLNet, activation_fn
+from avhighlights.models.recurrence_prior import motion_prior, rank_unit
 from avhighlights.models.torch_method import Batch, TorchMethod, minibatches, run_epochs, set_seed
 
 MODALITIES = ("visual", "audio")
 RETRY_LR_FACTOR = 0.1  # the collapse guard's fallback: each retry divides the learning rate by 10
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe sets: the activation s, per-step or shared kernels, the motion prior's weight at inference,
+    the conv kernels' initialisation."""
+
+    activation: str
+    per_step_kernels: bool
+    prior_weight: float
+    kernel_init: str = "default"
+
+
+RECIPES: dict[str, Recipe] = {"paper": Recipe("linear", True, 0.0, "default"),
+                              "ours": Recipe("standardised_sigmoid", False, 1.0, "positive")}
 
 
 @dataclass(frozen=True)
@@ -57,8 +85,30 @@ class RASLConfig:
     gamma_mode: str = "exp"  # SCL logit scale exp(Gamma) or "multiplier" (Gamma itself)
     contrast: bool = True  # False: the "without contrast" ablation of the k-point loss
     attn_bias: bool = True
-    per_step_kernels: bool = True  # spec default; False shares each conv kernel over the window's steps
+    recipe: str = "ours"  # RECIPES: "paper" or "ours" (module docstring)
+    activation: str | None = None  # None: the recipe's; "linear" (paper) or "sigmoid" (s bounded to (0, 1))
+    per_step_kernels: bool | None = None  # None: the recipe's; True: the spec's per-step kernels, False: shared
+    prior_weight: float | None = None  # None: the recipe's; weight of rank(motion prior) added to rank(s^v)
+    kernel_init: str | None = None  # None: the recipe's; rasl_net.KERNEL_INITS "default" or "positive"
+    kpoint_loss: bool = True  # False: L_r dropped (ablation)
+    aux_loss: bool = True  # False: L_au dropped (ablation)
+    scl_loss: bool = True  # False: L_s dropped (ablation)
     collapse_retries: int = 2  # collapse guard: retries at lr / 10 each before refusing
+
+
+def resolved(config: RASLConfig) -> Recipe:
+    """The recipe's activation / kernels / prior weight, each replaced by the config's value when set."""
+    if config.recipe not in RECIPES:
+        raise ConfigError(f"rasl: recipe must be one of {sorted(RECIPES)}, got {config.recipe!r}")
+    recipe = RECIPES[config.recipe]
+    out = Recipe(recipe.activation if config.activation is None else config.activation,
+                 recipe.per_step_kernels if config.per_step_kernels is None else bool(config.per_step_kernels),
+                 recipe.prior_weight if config.prior_weight is None else float(config.prior_weight),
+                 recipe.kernel_init if config.kernel_init is None else config.kernel_init)
+    activation_fn(out.activation)
+    if out.prior_weight < 0:
+        raise ConfigError(f"rasl: prior_weight must be >= 0, got {out.prior_weight}")
+    return out
 
 
 def loop_to_length(values: np.ndarray, n_steps: int) -> np.ndarray:
@@ -106,12 +156,13 @@ class RASLMethod(TorchMethod):
     roles = MODALITIES
     supervised = False
     default_binding = {"visual": "swin", "audio": "panns_cnn14_16k"}
+    legacy_config = {"recipe": "paper"}  # a checkpoint saved before recipes existed holds the paper's network
     one_second_grid_defaults = {"window_steps": 30}  # 30-s windows (150 steps is 30 s at the paper's 5 fps)
 
     def build_module(self) -> nn.Module:
-        cfg = self.config
+        cfg, recipe = self.config, resolved(self.config)
         return RASLNet(self.feature_dims["visual"], cfg.window_steps, cfg.k, cfg.gamma_init, cfg.attn_bias,
-                       cfg.per_step_kernels)
+                       recipe.per_step_kernels, recipe.activation, recipe.kernel_init)
 
     def training_windows(self, train: Sequence[Sample]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(visual (N, Dv), audio (N, Da)) windows of every training video."""
@@ -131,10 +182,13 @@ class RASLMethod(TorchMethod):
             out = branch(rho)
             codes[name] = out["r"]
             terms[f"{name}_e"] = reconstruction_l1(rho, branch.decode(out["s"], out["r"]))
-            terms[f"{name}_r"] = kpoint_loss(out["s"], out["z"], net.projections[name], net.k, cfg.contrast)
-            masked_code = branch.encode(rho * keep.unsqueeze(-1).to(rho.dtype))  # (B, N, c)
-            terms[f"{name}_au"] = reconstruction_l1(rho, branch.decode(out["s"], masked_code))
-        terms["scl"] = scl_loss(codes["audio"], codes["visual"], net.gamma, cfg.gamma_mode)
+            if cfg.kpoint_loss:
+                terms[f"{name}_r"] = kpoint_loss(out["s"], out["z"], net.projections[name], net.k, cfg.contrast)
+            if cfg.aux_loss:
+                masked_code = branch.encode(rho * keep.unsqueeze(-1).to(rho.dtype))  # (B, N, c)
+                terms[f"{name}_au"] = reconstruction_l1(rho, branch.decode(out["s"], masked_code))
+        if cfg.scl_loss:
+            terms["scl"] = scl_loss(codes["audio"], codes["visual"], net.gamma, cfg.gamma_mode)
         return terms
 
     def fit(self, train: Sequence[Sample], val: Sequence[Sample] | None = None, seed: int = 0,
@@ -148,7 +202,8 @@ class RASLMethod(TorchMethod):
         hint = "Lower the learning rate (--set lr=...) or train longer (--set epochs=...)."
         report = guarded_fit(lambda attempt: self._pretrain(windows, visual, seed, attempt, progress),
                              self.config.collapse_retries, "rasl", hint)
-        return {"windows": len(windows), **report, "parameters": self.parameter_count(),
+        return {"windows": len(windows), **report, "recipe": dataclasses.asdict(resolved(self.config)),
+                "parameters": self.parameter_count(),
                 "final_logit_scale": float(logit_scale(self.module.gamma.detach(), self.config.gamma_mode))}
 
     def _pretrain(self, windows: list, visual: list[np.ndarray], seed: int, attempt: int,
@@ -186,11 +241,15 @@ class RASLMethod(TorchMethod):
         return {key: value / max(batches, 1) for key, value in sums.items()}
 
     def forward_scores(self, batch: Batch) -> torch.Tensor:
-        """Min-max normalised windowed s^v per video (B, T); padded steps are 0."""
+        """Min-max normalised windowed s^v per video (B, T), fused with the motion prior when prior_weight > 0
+        ((rank(s^v) + prior_weight x rank(||v_t||)) / (1 + prior_weight), in [0, 1]); padded steps are 0."""
         scores = torch.zeros(batch.mask.shape)
+        weight = resolved(self.config).prior_weight
         for i, length in enumerate(batch.lengths.tolist()):
             visual = batch.features["visual"][i, :length].cpu().numpy()
-            scores[i, :length] = torch.from_numpy(self.video_scores(visual))
+            s = self.video_scores(visual)
+            fused = (rank_unit(s) + weight * rank_unit(motion_prior(visual))) / (1 + weight) if weight > 0 else s
+            scores[i, :length] = torch.from_numpy(fused)
         return scores
 
     @torch.no_grad()
