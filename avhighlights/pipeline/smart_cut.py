@@ -30,10 +30,11 @@ from pathlib import Path
 
 from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline import children
-from avhighlights.pipeline.cuts import KEEP_TIMESTAMPS, concat_list, run_ffmpeg
+from avhighlights.pipeline.cuts import KEEP_TIMESTAMPS, RenderError, concat_list, run_ffmpeg
 from avhighlights.pipeline.encoder import AAC_ARGS, PART_QUALITY, video_encoder
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.frame_times import VideoTimeline
+from avhighlights.pipeline.output_dir import FFMPEG_FULL_DISK
 from avhighlights.pipeline.render_checks import ShortDecodeError
 from avhighlights.pipeline.synth import ffmpeg_binary
 
@@ -208,6 +209,8 @@ def _write_parts(info: VideoInfo, args: list[str], parts_and_paths: list[tuple[P
     empty = [part for part, path in parts_and_paths if not path.is_file() or path.stat().st_size == 0]
     if result.returncode != 0 or empty:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit status {result.returncode}"
+        if any(text in result.stderr for text in FFMPEG_FULL_DISK):  # the output, not the source: exit 8
+            raise RenderError(info.path, f"ffmpeg could not write {target.name}: {tail}")
         where = ", ".join(f"[{p.start_s:.2f}, {p.end_s:.2f})" for p in (empty or [p for p, _ in parts_and_paths]))
         raise ShortDecodeError(info.path, f"{target.name} {where}: decoded nothing there, the source cannot be read "
                                           f"(ffmpeg could not write the part: {tail})")
