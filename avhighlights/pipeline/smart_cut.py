@@ -206,7 +206,10 @@ def _write_parts(info: VideoInfo, args: list[str], parts_and_paths: list[tuple[P
     """Run `args` (which write the parts); a source range that cannot be read fails like a short decode, naming
     the clip and the parts."""
     result = children.run(args)
-    empty = [part for part, path in parts_and_paths if not path.is_file() or path.stat().st_size == 0]
+    # a part of no frames (a clip bound between two frame starts) may come out empty; its decode-lead check
+    # then sends the clip to a full re-encode
+    empty = [part for part, path in parts_and_paths
+             if part.n_frames > 0 and (not path.is_file() or path.stat().st_size == 0)]
     if result.returncode != 0 or empty:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:]) or f"exit status {result.returncode}"
         if any(text in result.stderr for text in FFMPEG_FULL_DISK):  # the output, not the source: exit 8
