@@ -41,6 +41,11 @@ class Registry(Generic[T]):
                                 f"not by {target} as declared")
         self._declared[name] = target
 
+    def declare_all(self, targets: Mapping[str, str]) -> None:
+        """`declare` every name -> "package.module:ClassName" of `targets` (a package's DECLARED table)."""
+        for name, target in targets.items():
+            self.declare(name, target)
+
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorator(cls: type[T]) -> type[T]:
             if name in self._entries and self._entries[name] is not cls:

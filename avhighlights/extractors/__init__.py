@@ -24,7 +24,6 @@ DECLARED = {
     "r3d34": "avhighlights.extractors.r3d:R3D34Extractor",
     "swin": "avhighlights.extractors.swin:SwinExtractor",
 }
-for _name, _target in DECLARED.items():
-    EXTRACTORS.declare(_name, _target)
+EXTRACTORS.declare_all(DECLARED)
 
 __all__ = ["EXTRACTORS", "Extractor", "create_extractor"]

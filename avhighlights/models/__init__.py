@@ -17,7 +17,6 @@ DECLARED = {
     "rasl": "avhighlights.models.rasl:RASLMethod",
     "recurrence": "avhighlights.models.recurrence:RecurrenceMethod",
 }
-for _name, _target in DECLARED.items():
-    METHODS.declare(_name, _target)
+METHODS.declare_all(DECLARED)
 
 __all__ = ["METHODS", "FeatureSource", "HighlightMethod", "Sample", "create_method"]
