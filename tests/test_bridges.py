@@ -182,6 +182,20 @@ def test_offline_errors_name_each_missing_file_its_url_and_the_folders(offline: 
     assert "pca import-yt8m" in message and str(offline) in message
 
 
+def test_several_missing_files_are_listed_one_per_line(offline: Path):
+    from avhighlights.pipeline.bridge_scoring import require_weights
+
+    extractors = [create_extractor("i3d", {}), create_extractor("panns_cnn14_2s", {})]
+    with pytest.raises(WeightsNotFoundError) as caught:
+        require_weights(extractors)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "4 weights files are missing:"  # I3D RGB + flow + RAFT (one extractor's list), then PANNs
+    assert [line.startswith("  - ") for line in lines[1:]] == [True] * 4
+    names = (I3D_RGB.filename, I3D_FLOW.filename, RAFT_LARGE_SINTEL.filename, "Cnn14_mAP=0.431.pth")
+    assert [line[4:].startswith(name) for line, name in zip(lines[1:], names, strict=True)] == [True] * 4
+    assert caught.value.exit_code == 4
+
+
 def _i3d_file(folder: Path, channels: int) -> Path:
     path = folder / f"i3d_{channels}.pt"
     if not path.exists():
@@ -233,7 +247,8 @@ def test_score_with_a_umt_checkpoint_offline_exits_4_naming_the_bridge_weights(c
     path = _checkpoint(tmp_path / "umt.safetensors", UMT_SOURCES)
     code = main(["score", str(clip), "--checkpoint", str(path), "--out", str(tmp_path / "o"), "--progress", "none"])
     error = capsys.readouterr().err.strip()
-    assert code == 4 and "\n" not in error and str(offline) in error, error
+    assert code == 4 and error.splitlines()[0].endswith("4 weights files are missing:") and str(offline) in error
+    assert len(error.splitlines()) == 5  # one line per missing file, not one long line
     for spec in (I3D_RGB, I3D_FLOW, RAFT_LARGE_SINTEL, CNN14_32K):  # every missing file of the bridge, at once
         assert spec.filename in error and spec.url in error, spec.filename
     assert not (tmp_path / "o").exists()  # refused before anything is written

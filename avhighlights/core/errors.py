@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -56,6 +57,20 @@ class WeightsNotFoundError(AVHighlightsError):
     """A weights file is not available locally and cannot be downloaded."""
 
     exit_code = 4
+
+    def __init__(self, message: str, *, parts: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.parts = tuple(parts) or (message,)  # one paragraph per missing file
+
+    @classmethod
+    def of_many(cls, errors: Sequence[WeightsNotFoundError]) -> WeightsNotFoundError:
+        """One error for several: a count, then one indented paragraph per missing file (nested lists flattened,
+        repeats dropped); a single file keeps its own message."""
+        parts = list(dict.fromkeys(part for error in errors for part in error.parts))
+        if len(parts) == 1:
+            return cls(parts[0])
+        listing = "\n".join(f"  - {part}" for part in parts)
+        return cls(f"{len(parts)} weights files are missing:\n{listing}", parts=parts)
 
 
 class WeightsHashError(AVHighlightsError):

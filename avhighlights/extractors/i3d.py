@@ -111,9 +111,9 @@ def collect_missing(identities: Sequence[Callable[[], str]]) -> list[str]:
         try:
             parts.append(identity())
         except WeightsNotFoundError as exc:
-            missing.append(str(exc))
+            missing.append(exc)
     if missing:
-        raise WeightsNotFoundError(" | ".join(missing))
+        raise WeightsNotFoundError.of_many(missing)
     return parts
 
 

@@ -79,9 +79,9 @@ def require_weights(extractors: Sequence[Extractor]) -> None:
         try:
             extractor.identity()  # resolves (and hashes) every file the output depends on
         except WeightsNotFoundError as exc:
-            missing.append(f"{extractor.name}: {exc}")
+            missing.append(exc)
     if missing:
-        raise WeightsNotFoundError(" | ".join(missing))
+        raise WeightsNotFoundError.of_many(missing)
 
 
 def bridge_hop_s(info: CheckpointInfo, extractors: Mapping[str, Extractor]) -> float | None:
