@@ -61,16 +61,30 @@ assert code == 0, code
     assert next(out.glob("*/scores.png")).stat().st_size > 0
 
 
-def test_devices_resolve_on_first_use_and_network_extractors_check_theirs_when_built():
-    """The other side of the lazy device: a weight-free extractor resolves it when asked; a network extractor at
-    once, so a bad device still fails when it is built (as before)."""
+def test_devices_resolve_on_first_use_and_a_bad_device_name_fails_when_any_extractor_is_built():
+    """The other side of the lazy device: a weight-free extractor resolves it when asked; a misspelt name is refused
+    when any extractor is built (ConfigError, exit 2), checked without torch."""
     import torch
 
+    from avhighlights.core.devices import check_device_name
+    from avhighlights.core.errors import ConfigError
     from avhighlights.extractors import create_extractor
 
     assert create_extractor("loudness", device="cpu").device == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="not_a_device"):
-        create_extractor("mobilenet_v1_025", {"random_init": True}, device="not_a_device")
+    for name in ("cpu", "cuda", "cuda:1", "mps", "xpu:0"):
+        assert check_device_name(name) == name and torch.device(name).type == name.split(":")[0]
+    for extractor, overrides in (("loudness", {}), ("logmel", {}), ("mobilenet_v1_025", {"random_init": True})):
+        for bad in ("not_a_device", "cdua", "cuda:x", "gpu", ""):
+            with pytest.raises(ConfigError, match="unknown device"):
+                create_extractor(extractor, overrides, device=bad)
+
+
+def test_cli_refuses_a_misspelt_device_before_any_work(tmp_path, capsys):
+    from avhighlights.cli.main import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["score", str(tmp_path / "absent.mp4"), "--method", "loudness", "--device", "cdua"])
+    assert caught.value.code == 2 and "unknown device 'cdua'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("length", [0, 1, 2, 7, 50, 3001])

@@ -21,7 +21,7 @@ def _add_binding_options(parser: argparse.ArgumentParser) -> None:
 
 def build_fit(sub: argparse._SubParsersAction) -> None:
     """The `fit` subcommand."""
-    from avhighlights.cli.options import add_progress
+    from avhighlights.cli.options import add_progress, device_name
     from avhighlights.cli.weights import add_weights_dir_argument
 
     p = sub.add_parser("fit", help="fit an unsupervised method (recurrence, rasl) on your own videos",
@@ -36,7 +36,8 @@ def build_fit(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--store", default=None, help="feature store folder or fsspec URL (default $AVH_FEATURE_STORE or "
                                                  "~/.cache/avhighlights/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
-    p.add_argument("--device", default=None, help="torch device of extractors and method (default: cuda if present)")
+    p.add_argument("--device", default=None, type=device_name,
+                   help="torch device of extractors and method (default: cuda if present)")
     add_weights_dir_argument(p)
     add_progress(p)
     p.set_defaults(handler=cmd_fit)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from avhighlights import __version__
 from avhighlights.cli.bench import build_merge_subcommand
 from avhighlights.cli.fit import add_score_fit_arguments, build_fit
-from avhighlights.cli.options import add_progress, add_render, render_options
+from avhighlights.cli.options import add_progress, add_render, device_name, render_options
 from avhighlights.cli.pca import build_pca_subcommand
 from avhighlights.cli.reprocess import build_reprocess
 from avhighlights.cli.run_config import run_config_from_args
@@ -60,7 +60,8 @@ def _build_score(sub: argparse._SubParsersAction) -> None:
                    help="feature store: a folder or fsspec URL such as s3://bucket/prefix "
                         "(default $AVH_FEATURE_STORE or ~/.cache/avhighlights/features)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
-    p.add_argument("--device", default=None, help="torch device for extractors and models (default: cuda if present)")
+    p.add_argument("--device", default=None, type=device_name,
+                   help="torch device for extractors and models (default: cuda if present)")
     add_score_fit_arguments(p)
     add_weights_dir_argument(p)
     add_selection_arguments(p)

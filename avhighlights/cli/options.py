@@ -28,6 +28,17 @@ def add_render(parser: argparse.ArgumentParser) -> None:
                             "(default: all). highlights.json is always written: `render` reads it")
 
 
+def device_name(text: str) -> str:
+    """argparse type of --device: a torch device name, checked without importing torch."""
+    from avhighlights.core.devices import check_device_name
+    from avhighlights.core.errors import ConfigError
+
+    try:
+        return check_device_name(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def export_formats(text: str) -> tuple[str, ...]:
     """'edl, csv' -> ('edl', 'csv'); the names are checked against the renderer's exports by RenderOptions."""
     formats = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))

@@ -14,6 +14,7 @@ from avhighlights.core.files import VIDEO_SUFFIXES, videos_under
 
 
 def build_pca_subcommand(sub: argparse._SubParsersAction) -> None:
+    from avhighlights.cli.options import device_name
     from avhighlights.cli.weights import add_weights_dir_argument
 
     p = sub.add_parser("pca", help="fit or import the PCA used by the inception_v3_pca extractor",
@@ -25,7 +26,7 @@ def build_pca_subcommand(sub: argparse._SubParsersAction) -> None:
     fit.add_argument("--n-components", type=int, default=1024, help="PCA dimensions (default 1024, as YouTube-8M)")
     fit.add_argument("--store", default=None, help="feature store folder or fsspec URL (default: the user store)")
     fit.add_argument("--no-cache", action="store_true", help="do not read or write the feature store")
-    fit.add_argument("--device", default=None, help="torch device (default: cuda if present)")
+    fit.add_argument("--device", default=None, type=device_name, help="torch device (default: cuda if present)")
     fit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="inception_v3_pool config override, e.g. weights_path=/w/inception.pth (repeatable)")
     add_weights_dir_argument(fit)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from avhighlights.core.devices import check_device_name
 from avhighlights.core.frame_requests import FrameRequest, MediaRequest
 from avhighlights.core.registry import Registry, build_config, config_to_dict
 from avhighlights.core.sample import FeatureSource, identity_hash
@@ -42,6 +43,8 @@ class Extractor(ABC):
 
     def __init__(self, config: Any = None, device: str | torch.device | None = None):
         self.config = config if config is not None else self.Config()
+        if isinstance(device, str):
+            check_device_name(device)  # a typo fails here, before torch is imported
         self._device: str | torch.device | None = device  # resolved on first use of `device`
 
     @property
