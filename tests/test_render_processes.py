@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avhighlights.core.errors import ConfigError
 from avhighlights.core.timebase import second_grid
 from avhighlights.core.types import ScoreCurve, Segment
 from avhighlights.pipeline import children, clip_pool, plot, render_checks, thumbs
@@ -121,6 +122,11 @@ def test_workers_and_threads_fill_the_cores_without_oversubscribing(monkeypatch)
     assert clip_pool.threads_per_worker(1) == 0 and clip_pool.threads_per_worker(4) == 2
     monkeypatch.setenv(clip_pool.CPU_ENV, "1")
     assert clip_pool.clip_workers(100) == 1
+    for bad in ("two", "0", "-1", "1.5"):
+        monkeypatch.setenv(clip_pool.CPU_ENV, bad)
+        with pytest.raises(ConfigError, match="AVH_CLIP_WORKERS must be a positive integer") as caught:
+            clip_pool.clip_workers(100)
+        assert caught.value.exit_code == 2
 
 
 def test_stills_in_one_run_are_the_stills_taken_one_by_one(doc, tmp_path, monkeypatch):

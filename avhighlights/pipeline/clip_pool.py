@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from avhighlights.core.errors import ConfigError
 from avhighlights.pipeline.children import ChildGroup
 
 MAX_CLIP_WORKERS = 8  # more gains nothing measurable: ffmpeg's own threads fill the cores
@@ -27,8 +28,17 @@ R = TypeVar("R")
 
 def clip_workers(n_clips: int) -> int:
     """How many clips to write at once."""
-    limit = int(os.environ.get(CPU_ENV) or MAX_CLIP_WORKERS)
-    return max(1, min(os.cpu_count() or 1, n_clips, limit))
+    return max(1, min(os.cpu_count() or 1, n_clips, _worker_limit()))
+
+
+def _worker_limit() -> int:
+    """$AVH_CLIP_WORKERS (a positive integer), else MAX_CLIP_WORKERS; anything else is a ConfigError (exit 2)."""
+    text = os.environ.get(CPU_ENV, "").strip()
+    if not text:
+        return MAX_CLIP_WORKERS
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"${CPU_ENV} must be a positive integer (clips written at once), got {text!r}")
+    return int(text)
 
 
 def threads_per_worker(workers: int) -> int:
