@@ -186,6 +186,32 @@ def test_decoder_scaling_stays_close_to_the_torch_resize(videos, reader):
     assert np.abs(scaled - torch_resized).mean() < 3.0
 
 
+def test_pyav_scaled_frames_equal_swscale_per_frame_with_one_reformatter(videos, monkeypatch):
+    """The reader keeps one swscale context for the whole read; its frames are bit-identical to a fresh
+    `frame.reformat` per frame (what it did before), at two sizes and natively."""
+    import av
+
+    from avhighlights.pipeline import pyav_reader
+
+    built, real = [], av.video.reformatter.VideoReformatter
+    monkeypatch.setattr(pyav_reader, "VideoReformatter", lambda: built.append(1) or real())
+    info = probe(videos["hd.mp4"])
+    reader = pyav_reader.PyavReader(info)
+    got = reader.read_sized({0: [(128, 128), (64, 96), None], 7: [(128, 128), None], 30: [(64, 96)]})
+    reader.close()
+    with av.open(str(info.path)) as container:
+        frames = [f for i, f in enumerate(container.decode(video=0)) if i in (0, 7, 30)]
+    for (index, size), array in got.items():
+        frame = frames[(0, 7, 30).index(index)]
+        if size is None:
+            expected = frame.to_ndarray(format="rgb24")
+        else:
+            expected = frame.reformat(width=size[1], height=size[0], format="rgb24", interpolation="BILINEAR")
+            expected = expected.to_ndarray()
+        assert np.array_equal(array, expected), (index, size)
+    assert len(built) == 1
+
+
 def test_hd_frames_resized(videos):
     info = probe(videos["hd.mp4"])
     batches = list(open_media(info).frames(sample_times_1fps(info), size=(224, 224), batch_size=1))
