@@ -107,3 +107,17 @@ def test_the_running_median_refuses_an_even_window():
 
     with pytest.raises(ValueError, match="odd window"):
         running_median(np.zeros(4), 4)
+
+
+def test_the_cli_makes_openmp_threads_wait_passively_unless_the_user_chose(monkeypatch, tmp_path, capsys):
+    import os
+
+    from avhighlights.cli.main import main
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert main(["info", str(tmp_path / "absent.mp4")]) == 3  # any command; set before its work starts
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    main(["info", str(tmp_path / "absent.mp4")])
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    capsys.readouterr()
