@@ -55,6 +55,24 @@ def test_report_embeds_one_decodable_still_per_clip(scored):
     assert Image.open(scored / "poster.jpg").size == (320, 240)
 
 
+def test_report_takes_stills_for_the_best_ranked_clips_only(scored, tmp_path, monkeypatch):
+    from avhighlights.pipeline import report_html
+
+    doc = read_results(scored / "highlights.json")
+    assert len(doc.clips) >= 2
+    monkeypatch.setattr(report_html, "REPORT_STILLS", 1)
+    asked = []
+    real = report_html.stills_jpeg
+    monkeypatch.setattr(report_html, "stills_jpeg", lambda info, times_s: asked.extend(times_s) or real(info, times_s))
+    page = report_html.write_report(doc, tmp_path / "report.html").read_text(encoding="utf-8")
+    best = min(doc.clips, key=lambda clip: clip.rank)
+    assert asked == [report_html.best_second_s(doc, best)]  # one still taken: the rank-1 clip's
+    assert len(THUMB_RE.findall(page)) == 1 and 'alt="clip 1 at' in page
+    assert page.count("stills for the 1 best clips only") == len(doc.clips) - 1
+    assert "no still for clip" not in page  # the budget is not a failure
+    assert Image.open(tmp_path / "poster.jpg").size == (320, 240)
+
+
 def test_report_table_players_and_escaping(scored):
     doc, page = read_results(scored / "highlights.json"), page_of(scored)
     for clip in doc.clips:
