@@ -152,6 +152,24 @@ def test_plot_flat_curve_has_no_drop_threshold_and_outside_legend(scored):
     assert image.size == (1600, 500)
 
 
+def test_plot_labels_the_best_ranks_only_and_shades_every_clip(scored):
+    clips = tuple(ClipEntry(2.0 * i, 2.0 * i + 1.0, 1.0, rank) for i, rank in enumerate(np.r_[30:0:-1]))  # 30 clips
+    many = _doc_with(np.arange(60.0), clips, scored)
+    fig, ax = plt.subplots(figsize=plot.FIGSIZE_IN, dpi=plot.DPI, layout="constrained")
+    try:
+        plot._draw(ax, many)
+        labels = sorted(int(t.get_text()[1:]) for t in ax.texts if t.get_text().startswith("#"))
+        assert labels == list(range(1, plot.PLOT_LABELS + 1))  # the best ranks, wherever they are
+        [spans] = ax.collections  # one collection shades all 30
+        assert len(spans.get_paths()) == 30
+        assert any("#1-#20 labelled" in t.get_text() for t in ax.get_legend().get_texts())
+        fig.canvas.draw()
+        title_box, legend_box = ax.title.get_window_extent(), ax.get_legend().get_window_extent()
+        assert title_box.y0 >= legend_box.y1 - 1  # the title sits above the legend row
+    finally:
+        plt.close(fig)
+
+
 def test_flat_scores_warning_in_report(scored):
     from avhighlights.pipeline.report_html import report_text
 

@@ -16,6 +16,7 @@ from avhighlights.core.atomic import atomic_path
 from avhighlights.pipeline.ffargs import safe_media_arg
 
 SCENE_COLOURS = ("0x1f77b4", "0xff7f0e", "0x2ca02c", "0xd62728", "0x9467bd", "0x8c564b")
+NOISE_SEED = 20240601  # fixed: the same spec gives the same file, so the demo and the tests are reproducible
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def _audio_filter(spec: SyntheticSpec) -> str:
     ) or "0"
     tone = f"0.8*sin(2*PI*1000*t)*({bursts})"
     return (
-        f"anoisesrc=color=pink:amplitude=0.02:d={spec.duration_s}:r={spec.sample_rate}[n];"
+        f"anoisesrc=color=pink:amplitude=0.02:seed={NOISE_SEED}:d={spec.duration_s}:r={spec.sample_rate}[n];"
         f"aevalsrc='{tone}':d={spec.duration_s}:s={spec.sample_rate}[t];"
         "[n][t]amix=inputs=2:normalize=0,asetnsamples=n=960[a]"
     )
