@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from string import Template
 from urllib.parse import quote
@@ -30,11 +29,10 @@ from avhighlights.pipeline.report_facts import (
 )
 from avhighlights.pipeline.report_style import PAGE_CSS
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
-from avhighlights.pipeline.thumbs import STILLS_PER_PROCESS, still_jpeg, stills_jpeg
+from avhighlights.pipeline.thumbs import still_jpeg, stills_jpeg
 
 REPORT_NAME = "report.html"
 POSTER_NAME = "poster.jpg"
-STILL_WORKERS = 2  # ffmpeg processes taking stills at once (each takes up to STILLS_PER_PROCESS)
 RESULT_SUFFIXES = (".json", ".csv", ".edl", ".vtt", ".ffmeta", ".png", ".otio", ".fcpxml", ".xml")
 
 PAGE = Template("""<!DOCTYPE html>
@@ -99,16 +97,11 @@ def report_text(doc: HighlightsDoc, stills: dict[int, bytes], problems: list[str
 
 
 def _stills(doc: HighlightsDoc) -> tuple[dict[int, bytes], list[str]]:
-    """rank -> JPEG still at the clip's best second (a few ffmpeg runs for all of them), and what failed."""
+    """rank -> JPEG still at the clip's best second (all from one opened source), and what failed."""
     if doc.clips and not Path(doc.video.path).is_file():
         return {}, [f"no stills: the source video {doc.video.path} is missing"]
-    batches = [doc.clips[i:i + STILLS_PER_PROCESS] for i in range(0, len(doc.clips), STILLS_PER_PROCESS)]
-
-    def take(clips: tuple[ClipEntry, ...]) -> list[bytes | AVHighlightsError]:
-        return stills_jpeg(doc.video, [best_second_s(doc, clip) for clip in clips])
-
-    with ThreadPoolExecutor(max_workers=max(1, min(STILL_WORKERS, len(batches)))) as pool:
-        taken = dict(zip((c.rank for c in doc.clips), (s for b in pool.map(take, batches) for s in b), strict=True))
+    taken = dict(zip((c.rank for c in doc.clips), stills_jpeg(doc.video, [best_second_s(doc, c) for c in doc.clips]),
+                     strict=True))
     stills = {rank: still for rank, still in taken.items() if isinstance(still, bytes)}
     return stills, [f"no still for clip #{rank}: {still}" for rank, still in taken.items()
                     if not isinstance(still, bytes)]
