@@ -159,3 +159,15 @@ def test_the_plot_is_drawn_once_per_document(doc):
     assert plot.plot_png(doc) is first  # scores.png and report.html: one drawing
     other = dataclasses.replace(doc, method="other")
     assert plot.plot_png(other) is not first and plot.plot_png(other).startswith(b"\x89PNG")
+
+
+def test_a_rotated_sources_still_is_upright_as_ffmpeg_shows_it(tmp_path):
+    source = make_synthetic_video(tmp_path / "rot.mp4", SyntheticSpec(duration_s=4.0, width=160, height=96,
+                                                                        rotation_deg=90, with_audio=False))
+    info = probe(source)
+    ffmpeg = subprocess.run(["ffmpeg", "-v", "error", "-ss", "2.000", "-i", str(source), "-frames:v", "1", "-vf",
+                             "scale=320:-2", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2pipe", "-"],
+                            capture_output=True, check=True).stdout
+    mine, shown = _rgb(thumbs.still_jpeg(info, 2.0)), _rgb(ffmpeg)
+    assert info.rotation_deg % 180 == 90 and mine.shape == shown.shape == (534, 320, 3)  # portrait, as displayed
+    assert np.abs(mine - shown).mean() < 5
