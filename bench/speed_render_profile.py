@@ -41,8 +41,6 @@ STEP_OF_FUNCTION = {  # the innermost pipeline function on the stack names the s
     "_joined_reel": "reel join (ffmpeg)",
     "_reel": "reel from source (ffmpeg)",
     "_copy_clip": "stream-copy clip (ffmpeg)",
-    "still_jpeg": "stills (ffmpeg)",
-    "_batch": "stills (ffmpeg)",
     "read_timeline": "source timeline (ffprobe)",
     "probe": "source probe (ffprobe)",
     "_video_stream": "smart-cut eligibility (ffprobe)",

@@ -1,16 +1,18 @@
 """What writing outputs costs in processes, and the parts that make it cheap: clips a few at a time with results
-and errors in clip order, at most three processes per smart-cut clip (its checks run in-process), stills many
-per ffmpeg run, the plot drawn once per document (real ffmpeg, a small H.264 source)."""
+and errors in clip order, at most three processes per smart-cut clip (its checks run in-process), stills from
+one opened source in-process, the plot drawn once per document (real ffmpeg, a small H.264 source)."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -129,16 +131,33 @@ def test_workers_and_threads_fill_the_cores_without_oversubscribing(monkeypatch)
         assert caught.value.exit_code == 2
 
 
-def test_stills_in_one_run_are_the_stills_taken_one_by_one(doc, tmp_path, monkeypatch):
+def _rgb(jpeg: bytes) -> np.ndarray:
+    with av.open(io.BytesIO(jpeg)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="rgb24").astype(np.float64)
+
+
+def test_stills_open_the_source_once_and_are_ffmpegs_frames(doc, tmp_path, monkeypatch):
+    """Many stills cost one opened source (one copy of its index, whatever the count) and no process, and each
+    is the frame ffmpeg shows at that time (-ss t -frames:v 1), scaled to the thumbnail width."""
     times_s = [0.0, 2.5, 5.04, 11.99, 30.0]  # the last one past the end: clamped to the last frame
     alone = [thumbs.still_jpeg(doc.video, t) for t in times_s]
-    spawned = Spawned(monkeypatch)
+    spawned, opened, real_open = Spawned(monkeypatch), [], thumbs.av.open
+    monkeypatch.setattr(thumbs.av, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     together = thumbs.stills_jpeg(doc.video, times_s)
-    assert together == alone and len(spawned.argvs) == 1
+    assert together == alone and len(opened) == 1 and spawned.argvs == []
+    monkeypatch.undo()
+    for t in (2.5, 5.04):
+        ffmpeg = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{t:.3f}", "-i", str(doc.video.path), "-frames:v",
+                                 "1", "-vf", "scale=320:-2", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2pipe", "-"],
+                                capture_output=True, check=True).stdout
+        shown, later = _rgb(ffmpeg), _rgb(thumbs.still_jpeg(doc.video, t + 0.4))
+        mine = _rgb(together[times_s.index(t)])
+        assert mine.shape == shown.shape and mine.shape[1] == thumbs.THUMB_WIDTH_PX
+        assert np.abs(mine - shown).mean() < 5 < np.abs(later - shown).mean()  # JPEG noise vs another frame
     (tmp_path / "not_a_video.mp4").write_bytes(b"not a video")
     broken = dataclasses.replace(doc.video, path=tmp_path / "not_a_video.mp4")
     errors = thumbs.stills_jpeg(broken, [1.0, 2.0])
-    assert all(isinstance(e, thumbs.ThumbnailError) and "no still" in str(e) for e in errors)
+    assert len(errors) == 2 and all(isinstance(e, thumbs.ThumbnailError) and "no still" in str(e) for e in errors)
 
 
 def test_the_plot_is_drawn_once_per_document(doc):
@@ -146,3 +165,15 @@ def test_the_plot_is_drawn_once_per_document(doc):
     assert plot.plot_png(doc) is first  # scores.png and report.html: one drawing
     other = dataclasses.replace(doc, method="other")
     assert plot.plot_png(other) is not first and plot.plot_png(other).startswith(b"\x89PNG")
+
+
+def test_a_rotated_sources_still_is_upright_as_ffmpeg_shows_it(tmp_path):
+    source = make_synthetic_video(tmp_path / "rot.mp4", SyntheticSpec(duration_s=4.0, width=160, height=96,
+                                                                        rotation_deg=90, with_audio=False))
+    info = probe(source)
+    ffmpeg = subprocess.run(["ffmpeg", "-v", "error", "-ss", "2.000", "-i", str(source), "-frames:v", "1", "-vf",
+                             "scale=320:-2", "-c:v", "mjpeg", "-q:v", "5", "-f", "image2pipe", "-"],
+                            capture_output=True, check=True).stdout
+    mine, shown = _rgb(thumbs.still_jpeg(info, 2.0)), _rgb(ffmpeg)
+    assert info.rotation_deg % 180 == 90 and mine.shape == shown.shape == (534, 320, 3)  # portrait, as displayed
+    assert np.abs(mine - shown).mean() < 5

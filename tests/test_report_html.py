@@ -185,3 +185,17 @@ def test_no_selected_clips_still_gives_a_page_and_a_poster(scored, tmp_path):
     page = page_of(tmp_path / "empty")
     assert "No clips were selected." in page and not THUMB_RE.findall(page)
     assert Image.open(tmp_path / "empty" / "poster.jpg").format == "JPEG"
+
+
+def test_the_page_is_written_a_row_at_a_time(scored):
+    """No piece written holds more than one clip's still, and the pieces are the page (the page with a still per
+    clip is never one string: its size grows with the clip count)."""
+    from avhighlights.pipeline.report_html import report_pieces
+
+    clips = tuple(ClipEntry(float(i), i + 1.5, 1.0 - i / 10, i + 1) for i in range(3))
+    doc = dataclasses.replace(read_results(scored / "highlights.json"), clips=clips)
+    stills = {clip.rank: b"\xff\xd8" + bytes(2000) for clip in doc.clips}
+    pieces = list(report_pieces(doc, stills, []))
+    assert max(len(THUMB_RE.findall(piece)) for piece in pieces) == 1
+    assert sum(len(THUMB_RE.findall(piece)) for piece in pieces) == len(doc.clips) == 3
+    assert "".join(pieces).startswith("<!DOCTYPE html>") and "".join(pieces).rstrip().endswith("</html>")

@@ -34,6 +34,7 @@ MP4_VIDEO_CODECS = frozenset({"h264", "hevc", "av1", "mpeg4", "vp9"})
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 MUXER_OF_SUFFIX = {".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}
 KEEP_TIMESTAMPS = ("-fps_mode", "passthrough")
+SPLIT_EPS_S = 1e-6  # a span starting this close after the previous one ends adjoins it (no gap between them)
 
 
 class RenderError(MediaError):
@@ -89,24 +90,48 @@ def clip_command(info: VideoInfo, start_s: float, end_s: float, *, stream_copy: 
             "-movflags", "+faststart"]
 
 
+def split_at(stream: str, spans_s: Sequence[tuple[float, float]], *, audio: bool, prefix: str) -> list[str]:
+    """Filters that cut `stream` into `spans_s` (sorted, not overlapping; seconds of the stream's own timestamps)
+    with ONE segment/asegment filter, outputs `[{prefix}0]`.. in span order, each starting at 0. Every frame goes
+    to exactly one output, so the cost is one pass over the stream whatever the span count (a split into one trim
+    per span handed every frame to every span: the 706 spans of a 60-min source, 706 passes). A frame (audio: a
+    sample) goes to the span whose [start, end) holds its timestamp, as trim/atrim would cut it."""
+    points: list[float] = []
+    kept: list[bool] = []  # kept[i]: output i (from points[i-1] to points[i]) is a span
+    position_s = 0.0
+    for start_s, end_s in spans_s:
+        if start_s > position_s + SPLIT_EPS_S:
+            points.append(start_s)
+            kept.append(False)
+        points.append(end_s)
+        kept.append(True)
+        position_s = end_s
+    kept.append(False)  # after the last span
+    segment, null, setpts = ("asegment", "anullsink", "asetpts") if audio else ("segment", "nullsink", "setpts")
+    labels = [f"{prefix}seg{i}" for i in range(len(kept))]
+    cut_at = "|".join(f"{point_s:.6f}" for point_s in points)
+    lines = [f"{stream}{segment}=timestamps={cut_at}" + "".join(f"[{label}]" for label in labels)]
+    spans = iter(range(len(spans_s)))
+    lines += [f"[{label}]{setpts}=PTS-STARTPTS[{prefix}{next(spans)}]" if keep else f"[{label}]{null}"
+              for label, keep in zip(labels, kept, strict=True)]
+    return lines
+
+
 def reel_graph(info: VideoInfo, spans_s: Sequence[tuple[float, float]],
                timeline: VideoTimeline | None = None) -> str:
-    """filter_complex that trims every span out of the source and concatenates them in the given order.
+    """filter_complex that cuts every span (sorted, not overlapping) out of the source and concatenates them.
 
-    Video is trimmed half a frame early on both sides (half-way between the real frames when
-    `timeline` is given) so frame-boundary spans select exactly the frames in [start, end); audio
-    is trimmed to the exact span, so both streams stay in sync.
+    Video is cut half a frame early on both sides (half-way between the real frames when `timeline` is
+    given) so frame-boundary spans select exactly the frames in [start, end); audio is cut at the exact
+    span, so both streams stay in sync.
     """
     n, half_frame_s = len(spans_s), float(1 / info.fps) / 2
-    parts = [f"[0:v:0]split={n}" + "".join(f"[vs{i}]" for i in range(n))]
-    for i, (start, end) in enumerate(spans_s):
-        lo, hi = timeline.trim_bounds_s(start, end) if timeline else (max(0.0, start - half_frame_s),
-                                                                      end - half_frame_s)
-        parts.append(f"[vs{i}]trim=start={lo:.6f}:end={hi:.6f},setpts=PTS-STARTPTS[v{i}]")
+    video_spans = [timeline.trim_bounds_s(start, end) if timeline else (max(0.0, start - half_frame_s),
+                                                                          end - half_frame_s)
+                   for start, end in spans_s]
+    parts = split_at("[0:v:0]", video_spans, audio=False, prefix="v")
     if info.has_audio:
-        parts.append(f"[0:a:0]asplit={n}" + "".join(f"[as{i}]" for i in range(n)))
-        parts += [f"[as{i}]atrim=start={start:.6f}:end={end:.6f},asetpts=PTS-STARTPTS[a{i}]"
-                  for i, (start, end) in enumerate(spans_s)]
+        parts += split_at("[0:a:0]", spans_s, audio=True, prefix="a")
     streams = "".join(f"[v{i}]" + (f"[a{i}]" if info.has_audio else "") for i in range(n))
     concat_out = "[vc][ac]" if info.has_audio else "[vc]"
     parts.append(f"{streams}concat=n={n}:v=1:a={int(info.has_audio)}{concat_out}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
+import threading
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,25 +77,10 @@ class VideoTimeline:
 def read_timeline(info: VideoInfo) -> VideoTimeline:
     """Demux the first video stream of `info.path` and collect its packet times and keyframe flags, as
     seconds from the file's start time (the origin ffmpeg's `-ss` and trim filters use)."""
-    entries = "packet=pts_time,dts_time,flags:format=start_time"
-    cmd = ["ffprobe", "-v", "error", "-select_streams", "V:0", "-show_entries", entries, "-of", "compact=nokey=1",
-           safe_media_arg(info.path)]
-    result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=PROBE_TIMEOUT_S)
-    times, decode_times, keys, origin_s = [], [], [], None
-    for line in result.stdout.splitlines():
-        kind, *fields = line.split("|")
-        try:
-            if kind == "packet" and len(fields) >= 3:
-                times.append(float(fields[0]))
-                decode_times.append(_float_or_nan(fields[1]))
-                keys.append("K" in fields[2])
-            elif kind == "format" and fields:
-                origin_s = float(fields[0])
-        except ValueError:
-            continue
-    if result.returncode != 0 or not times:
+    packets, origin_s = _read_packets(info)
+    if packets.size == 0:
         raise CorruptMediaError(info.path, "cannot read the video's frame times (ffprobe found no video packets)")
-    pts_s, dts_s, is_key = np.asarray(times, np.float64), np.asarray(decode_times, np.float64), np.asarray(keys, bool)
+    pts_s, dts_s, is_key = packets[:, 0], packets[:, 1], packets[:, 2] > 0
     order = np.argsort(pts_s, kind="stable")
     frame_s = pts_s[order]
     start_s = float(frame_s[0]) if origin_s is None else origin_s
@@ -103,6 +90,42 @@ def read_timeline(info: VideoInfo) -> VideoTimeline:
     by_time = np.argsort(pts_s[clean], kind="stable")
     return VideoTimeline(frame_s - start_s, keyframe_s - start_s, float(info.duration_s),
                          pts_s[clean][by_time] - start_s, lead_s[by_time])
+
+
+def _read_packets(info: VideoInfo) -> tuple[np.ndarray, float | None]:
+    """(N, 3) float64 rows (pts s, dts s or NaN, 1.0 for a keyframe) of the video packets in decode order, and the
+    file's start time. ffprobe's listing is read line by line into a flat float array (24 bytes a packet), never
+    held whole as text or as Python objects: a 60-min 25-fps source is 90,000 packets."""
+    entries = "packet=pts_time,dts_time,flags:format=start_time"
+    cmd = ["ffprobe", "-v", "error", "-select_streams", "V:0", "-show_entries", entries, "-of", "compact=nokey=1",
+           safe_media_arg(info.path)]
+    values, origin_s = array("d"), None
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                          errors="replace") as proc:
+        deadline = threading.Timer(PROBE_TIMEOUT_S, proc.kill)
+        deadline.start()
+        try:
+            for line in proc.stdout or ():
+                origin_s = _take_line(line.rstrip("\n"), values, origin_s)
+        finally:
+            deadline.cancel()
+    if proc.returncode != 0:
+        return np.zeros((0, 3)), None
+    return np.frombuffer(values, dtype=np.float64).reshape(-1, 3), origin_s
+
+
+def _take_line(line: str, values: array, origin_s: float | None) -> float | None:
+    """Append one `packet|pts|dts|flags` row to `values`; returns the start time a `format|start` row gives."""
+    kind, *fields = line.split("|")
+    try:
+        if kind == "packet" and len(fields) >= 3:
+            pts_s = float(fields[0])
+            values.extend((pts_s, _float_or_nan(fields[1]), 1.0 if "K" in fields[2] else 0.0))
+        elif kind == "format" and fields:
+            return float(fields[0])
+    except ValueError:
+        pass
+    return origin_s
 
 
 def _float_or_nan(text: str) -> float:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from pathlib import Path
 from string import Template
 from urllib.parse import quote
 
-from avhighlights.core.atomic import write_bytes, write_text
+from avhighlights.core.atomic import atomic_path, write_bytes
 from avhighlights.core.errors import AVHighlightsError
 from avhighlights.pipeline.plot import plot_png
 from avhighlights.pipeline.report_facts import (
@@ -30,13 +30,13 @@ from avhighlights.pipeline.report_facts import (
 )
 from avhighlights.pipeline.report_style import PAGE_CSS
 from avhighlights.pipeline.results import ClipEntry, HighlightsDoc
-from avhighlights.pipeline.thumbs import STILLS_PER_PROCESS, still_jpeg, stills_jpeg
+from avhighlights.pipeline.thumbs import still_jpeg, stills_jpeg
 
 REPORT_NAME = "report.html"
 POSTER_NAME = "poster.jpg"
-STILL_WORKERS = 2  # ffmpeg processes taking stills at once (each takes up to STILLS_PER_PROCESS)
-# Stills for the best-ranked clips only: each still decodes from the keyframe before it (one GOP), so stills for
-# every clip cost ~0.7x a full decode of a 10-min file at the default selection (151 stills, 14 s of 20 s).
+# Stills for the best-ranked clips only: each still seeks and decodes from the keyframe before it (one GOP), so
+# stills for every clip cost ~0.7x a full decode of a 10-min file at the default selection (151 stills, 14 s of 20 s
+# with ffmpeg processes).
 REPORT_STILLS = 48
 RESULT_SUFFIXES = (".json", ".csv", ".edl", ".vtt", ".ffmeta", ".png", ".otio", ".fcpxml", ".xml")
 
@@ -82,7 +82,8 @@ def write_report(doc: HighlightsDoc, target: str | Path) -> Path:
     poster = stills.get(min(c.rank for c in doc.clips)) if doc.clips else _video_still(doc, problems)
     if poster:
         write_bytes(target.parent / POSTER_NAME, poster)
-    write_text(target, report_text(doc, stills, problems, _result_files(target.parent)))
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8") as out:
+        out.writelines(report_pieces(doc, stills, problems, _result_files(target.parent)))
     return target
 
 
@@ -90,30 +91,34 @@ def report_text(doc: HighlightsDoc, stills: dict[int, bytes], problems: list[str
                 result_files: tuple[str, ...] = ()) -> str:
     """The page for `doc`; `stills` maps clip rank -> JPEG bytes; `problems` are shown as warnings;
     `result_files` (names beside the page) are linked."""
+    return "".join(report_pieces(doc, stills, problems, result_files))
+
+
+def report_pieces(doc: HighlightsDoc, stills: dict[int, bytes], problems: list[str],
+                  result_files: tuple[str, ...] = ()) -> Iterator[str]:
+    """The page in pieces (the head, one table row per clip, the tail), so that writing it never holds the whole
+    page: with a still per clip it grows with the clip count (706 clips of a 60-min source: about 7 MB of base64
+    text, which a page built as one string held several times over)."""
     name = video_name(doc)
-    return PAGE.substitute(
+    head, tail = PAGE.template.split("$clips")
+    yield Template(head).substitute(
         title=esc(f"{name}: highlights"), css=PAGE_CSS, name=esc(name), video_meta=esc(_video_meta(doc)),
         source_url=esc(_source_uri(doc)), source=esc(doc.video.path),
         warnings=_warnings_html(warnings_of(doc) + problems), facts=_facts_html(doc, result_files),
-        reel=_reel_html(doc),
-        plot=base64.b64encode(plot_png(doc)).decode("ascii"), clips=_clips_html(doc, stills),
-        tool_version=esc(doc.tool_version), created=esc(doc.created_utc or "unknown"),
-    )
+        plot=base64.b64encode(plot_png(doc)).decode("ascii"))
+    yield from _clips_html(doc, stills)
+    yield Template(tail).substitute(reel=_reel_html(doc), tool_version=esc(doc.tool_version),
+                                    created=esc(doc.created_utc or "unknown"))
 
 
 def _stills(doc: HighlightsDoc) -> tuple[dict[int, bytes], list[str]]:
-    """rank -> JPEG still at the clip's best second for the `REPORT_STILLS` best-ranked clips (a few ffmpeg runs
-    for all of them), and what failed."""
+    """rank -> JPEG still at the clip's best second for the `REPORT_STILLS` best-ranked clips (all from one
+    opened source), and what failed."""
     if doc.clips and not Path(doc.video.path).is_file():
         return {}, [f"no stills: the source video {doc.video.path} is missing"]
-    best = tuple(sorted(doc.clips, key=lambda clip: clip.rank)[:REPORT_STILLS])
-    batches = [best[i:i + STILLS_PER_PROCESS] for i in range(0, len(best), STILLS_PER_PROCESS)]
-
-    def take(clips: tuple[ClipEntry, ...]) -> list[bytes | AVHighlightsError]:
-        return stills_jpeg(doc.video, [best_second_s(doc, clip) for clip in clips])
-
-    with ThreadPoolExecutor(max_workers=max(1, min(STILL_WORKERS, len(batches)))) as pool:
-        taken = dict(zip((c.rank for c in best), (s for b in pool.map(take, batches) for s in b), strict=True))
+    best = sorted(doc.clips, key=lambda clip: clip.rank)[:REPORT_STILLS]
+    taken = dict(zip((c.rank for c in best), stills_jpeg(doc.video, [best_second_s(doc, c) for c in best]),
+                     strict=True))
     stills = {rank: still for rank, still in taken.items() if isinstance(still, bytes)}
     return stills, [f"no still for clip #{rank}: {still}" for rank, still in taken.items()
                     if not isinstance(still, bytes)]
@@ -224,15 +229,18 @@ def _reel_html(doc: HighlightsDoc) -> str:
             f'</video><p class="meta">{esc(doc.reel)}: every clip in time order</p></section>')
 
 
-def _clips_html(doc: HighlightsDoc, stills: dict[int, bytes]) -> str:
+def _clips_html(doc: HighlightsDoc, stills: dict[int, bytes]) -> Iterator[str]:
     if not doc.clips:
-        return '<p class="empty">No clips were selected.</p>'
+        yield '<p class="empty">No clips were selected.</p>'
+        return
     note = "" if any(c.path for c in doc.clips) else (
         '<p class="meta">No clip files were written (--no-clips): each player plays its span of the source.</p>')
     head = ("<tr><th>rank</th><th>still (best second)</th><th>start</th><th>end</th><th>duration</th>"
             "<th>score</th><th>play</th></tr>")
-    rows = "\n".join(_clip_row(doc, clip, stills.get(clip.rank)) for clip in sorted(doc.clips, key=lambda c: c.rank))
-    return f'{note}<table class="clips"><thead>{head}</thead><tbody>\n{rows}\n</tbody></table>'
+    yield f'{note}<table class="clips"><thead>{head}</thead><tbody>\n'
+    for clip in sorted(doc.clips, key=lambda c: c.rank):
+        yield _clip_row(doc, clip, stills.get(clip.rank)) + "\n"
+    yield "</tbody></table>"
 
 
 def _clip_row(doc: HighlightsDoc, clip: ClipEntry, still: bytes | None) -> str:

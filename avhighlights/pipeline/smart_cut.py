@@ -30,7 +30,7 @@ from pathlib import Path
 
 from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline import children
-from avhighlights.pipeline.cuts import KEEP_TIMESTAMPS, RenderError, concat_list, run_ffmpeg
+from avhighlights.pipeline.cuts import KEEP_TIMESTAMPS, RenderError, concat_list, run_ffmpeg, split_at
 from avhighlights.pipeline.encoder import AAC_ARGS, PART_QUALITY, video_encoder
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.frame_times import VideoTimeline
@@ -235,11 +235,10 @@ def _check_decode_lead(path: Path, part: Part) -> None:
 
 
 def reel_audio_graph(spans_s: list[tuple[float, float]]) -> str:
-    """filter_complex that trims the source's audio to every span and concatenates them (output [ac])."""
+    """filter_complex that cuts the source's audio to every span (sorted, not overlapping) and concatenates them
+    (output [ac]); one pass over the audio (`cuts.split_at`)."""
     n = len(spans_s)
-    parts = [f"[1:a:0]asplit={n}" + "".join(f"[as{i}]" for i in range(n))]
-    parts += [f"[as{i}]atrim=start={start:.6f}:end={end:.6f},asetpts=PTS-STARTPTS[a{i}]"
-              for i, (start, end) in enumerate(spans_s)]
+    parts = split_at("[1:a:0]", spans_s, audio=True, prefix="a")
     parts.append("".join(f"[a{i}]" for i in range(n)) + f"concat=n={n}:v=0:a=1[ac]")
     return ";\n".join(parts)
 
