@@ -141,8 +141,10 @@ def test_stills_open_the_source_once_and_are_ffmpegs_frames(doc, tmp_path, monke
     is the frame ffmpeg shows at that time (-ss t -frames:v 1), scaled to the thumbnail width."""
     times_s = [0.0, 2.5, 5.04, 11.99, 30.0]  # the last one past the end: clamped to the last frame
     alone = [thumbs.still_jpeg(doc.video, t) for t in times_s]
-    spawned, opened, real_open = Spawned(monkeypatch), [], thumbs.av.open
-    monkeypatch.setattr(thumbs.av, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    import av
+
+    spawned, opened, real_open = Spawned(monkeypatch), [], av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     together = thumbs.stills_jpeg(doc.video, times_s)
     assert together == alone and len(opened) == 1 and spawned.argvs == []
     monkeypatch.undo()

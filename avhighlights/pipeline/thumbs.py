@@ -11,13 +11,15 @@ opening the source once per still re-read its index for each of them. A still th
 from __future__ import annotations
 
 from fractions import Fraction
-
-import av
+from typing import TYPE_CHECKING
 
 from avhighlights.core.errors import MediaError
 from avhighlights.core.types import VideoInfo
 from avhighlights.pipeline.ffargs import safe_media_arg
 from avhighlights.pipeline.frames import upright
+
+if TYPE_CHECKING:
+    import av  # imported where used: the light path's import chain stays free of PyAV
 
 THUMB_WIDTH_PX = 320
 JPEG_QUALITY = 5  # mjpeg quantizer (as ffmpeg's -q:v), 2 (best) .. 31
@@ -37,6 +39,8 @@ def _seek_s(info: VideoInfo, time_s: float) -> float:
 def stills_jpeg(info: VideoInfo, times_s: list[float], width_px: int = THUMB_WIDTH_PX) -> list[bytes | ThumbnailError]:
     """The frames shown at `times_s` (in that order), all from one opened file; each item is the JPEG bytes or
     the error of that still."""
+    import av
+
     try:
         container = av.open(safe_media_arg(info.path))
     except (av.FFmpegError, OSError) as exc:
@@ -55,6 +59,8 @@ def still_jpeg(info: VideoInfo, time_s: float, width_px: int = THUMB_WIDTH_PX) -
 
 
 def _still_or_error(container, info: VideoInfo, seek_s: float, width_px: int) -> bytes | ThumbnailError:
+    import av
+
     try:
         frame = _frame_at(container, seek_s)
     except (av.FFmpegError, IndexError) as exc:
@@ -67,6 +73,8 @@ def _still_or_error(container, info: VideoInfo, seek_s: float, width_px: int) ->
 def _frame_at(container, time_s: float) -> av.VideoFrame | None:
     """The first frame starting at or after `time_s` (seconds from the file's start, as ffmpeg's -ss counts),
     else the last one decoded (the video's last frame shows until its end)."""
+    import av
+
     stream = container.streams.video[0]
     target_s = time_s + (container.start_time or 0) / av.time_base
     container.seek(max(0, int(target_s / stream.time_base)), stream=stream, backward=True)
@@ -82,6 +90,8 @@ def _frame_at(container, time_s: float) -> av.VideoFrame | None:
 
 def _jpeg(frame: av.VideoFrame, rotation_deg: int, width_px: int) -> bytes:
     """`frame` turned upright, scaled to `width_px` wide (even height, as ffmpeg's scale=W:-2) and JPEG-encoded."""
+    import av
+
     turned = (rotation_deg // 90) % 2 == 1
     shown_w, shown_h = (frame.height, frame.width) if turned else (frame.width, frame.height)
     height_px = max(2, round(width_px * shown_h / (2 * shown_w)) * 2)
