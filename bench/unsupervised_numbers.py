@@ -147,7 +147,7 @@ def read_cell(results: Path, folders: Sequence[str], column: Column) -> SeedScor
 
 def mean_std(values: Mapping[int, float]) -> str:
     v = np.array(list(values.values()))
-    return f"{v.mean():.2f} +- {v.std():.2f} ({len(v)})" if len(v) > 1 else f"{v[0]:.2f} (1)"
+    return f"{v.mean():.2f} +- {v.std():.2f} ({len(v)} seeds)" if len(v) > 1 else f"{v[0]:.2f} (1 seed)"
 
 
 def cell_text(scores: SeedScores | None, folders: Sequence[str] | str) -> str:

@@ -42,7 +42,7 @@ def test_one_seed_folders_join_and_cross_dataset_domains_are_read(numbers, tmp_p
     assert scores.domains["dog"] == pytest.approx({42: 60.0, 123: 64.0})
     assert (scores.collapsed_fits, scores.fits) == (1, 2)  # seed 123 near-constant on 90 % of its training videos
     text = numbers.cell_text(scores, ["x-seed42", "x-seed123"])
-    assert text.startswith("57.00 +- 2.00 (2); dog 62.00, gym 52.00, par 72.00, ska 42.00; collapsed 1/2")
+    assert text.startswith("57.00 +- 2.00 (2 seeds); dog 62.00, gym 52.00, par 72.00, ska 42.00; collapsed 1/2")
     assert "`x-seed*`" in text
     with pytest.raises(ValueError, match="seed 42"):
         numbers.read_cell(tmp_path, ["x-seed42", "x-seed42"], numbers.COLUMNS["t2y"])
