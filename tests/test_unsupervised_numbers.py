@@ -57,6 +57,7 @@ def test_per_domain_groups_average_to_the_four_domain_mean(numbers, tmp_path):
     assert scores.domains["gymnastics"] == pytest.approx({42: 60.0})
     assert (scores.collapsed_fits, scores.fits) == (1, 4)
     assert numbers.read_cell(tmp_path, ["missing"], numbers.COLUMNS["youtube"]) is None
+    assert numbers.read_cell(tmp_path, ["yt", "missing"], numbers.COLUMNS["youtube"]).value == pytest.approx({42: 45.0})
 
 
 def test_margins_paired_by_seed_or_against_the_reference_mean(numbers):
