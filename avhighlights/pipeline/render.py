@@ -17,9 +17,10 @@ and frame accurate by default; `stream_copy=True` cuts without re-encoding: each
 to start on the keyframe at or before it, and the times actually written (probed from each clip) are
 what highlights.json and every export carry; the report's notes say so. The reel
 (`reel.mp4`) holds the clips in time order; re-encoded, it is cut straight from the source with one
-trim/concat filter graph (exact frames, audio trimmed to the same spans, so no drift accumulates
-over many clips), and clips that overlap after hand edits appear in it once. With stream copy it
-joins the copied clips with the concat demuxer.
+segment/concat filter graph (exact frames, audio cut at the same spans, so no drift accumulates
+over many clips; every frame goes to one span, one pass whatever the clip count), and clips that
+overlap after hand edits appear in it once. With stream copy it joins the copied clips with the concat
+demuxer.
 """
 
 from __future__ import annotations
