@@ -274,7 +274,8 @@ def test_youtube_checkpoints_reload_to_the_same_test_numbers_and_reach_the_raw_v
     assert main(["score", str(clip), "--checkpoint", str(path), "--out", str(tmp_path / "s"), "--progress",
                  "none"]) == 4
     error = capsys.readouterr().err.strip()
-    assert "rgb_imagenet.pt" in error and "\n" not in error  # the bridge's weights, not a refusal
+    assert "rgb_imagenet.pt" in error and "weights files are missing:" in error  # the bridge's weights, not a refusal
+    assert all(line.startswith("  - ") for line in error.splitlines()[1:])  # one missing file per line
     assert not (tmp_path / "s").exists()
 
 

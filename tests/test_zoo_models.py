@@ -94,6 +94,8 @@ def test_zoo_checkpoint_scores_raw_video_through_its_bridges_and_offline_names_t
     code = main(["score", str(clip), "--checkpoint", str(ZOO / entry["file"]), "--out", str(tmp_path / "s"),
                  "--progress", "none"])
     error = capsys.readouterr().err.strip()
-    assert code == 4 and "\n" not in error, error
+    lines = error.splitlines()
+    assert code == 4 and lines[0].endswith("4 weights files are missing:"), error
+    assert all(line.startswith("  - ") for line in lines[1:]) and len(lines) == 5, error  # one file per line
     assert "rgb_imagenet.pt" in error and "Cnn14_mAP=0.431.pth" in error, error
     assert not (tmp_path / "s").exists()
