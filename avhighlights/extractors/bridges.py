@@ -23,8 +23,8 @@ def reproduced_sources(extractor_name: str) -> tuple[str, ...]:
 def bridges() -> dict[str, str]:
     """dataset feature source name -> the registered extractor that reproduces it (every extractor is imported)."""
     table: dict[str, str] = {}
-    for name, cls in EXTRACTORS.load_all().items():
-        for source in getattr(cls, "reproduces", ()):
+    for name in EXTRACTORS.load_all():
+        for source in reproduced_sources(name):
             if source in table:
                 raise RegistryError(f"extractors {table[source]!r} and {name!r} both declare that they reproduce "
                                     f"dataset source {source!r}")

@@ -48,7 +48,6 @@ def terminate_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-
 class ChildGroup:
     """The children that `run` starts in threads working for one task; `kill` ends them (and any started
     after it), so a task stopped early (SIGTERM, a failed clip) leaves nothing running, and other tasks in the

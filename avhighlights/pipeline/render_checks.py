@@ -141,13 +141,6 @@ def _decoded_frames(packet) -> int:
         return 0
 
 
-def _seconds(value: object) -> float | None:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
 @dataclass(frozen=True)
 class Expected:
     """What a written clip must hold: the span, the source's frame count there and one frame of tolerance."""
